@@ -1,0 +1,63 @@
+//! Error kinds shared by every crate, and the model's own validation error.
+//!
+//! Kinds are protocol-neutral: each daemon maps a kind to an HTTP status in one place.
+
+/// What kind of failure an error is, independent of the transport that reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or violates a rule (400).
+    BadRequest,
+    /// The caller is not authenticated (401).
+    Unauthorized,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// The object does not exist or is not visible to the caller (404).
+    NotFound,
+    /// The object is in a state that does not allow this (409).
+    Conflict,
+    /// The object went away while the request ran (410).
+    Gone,
+    /// The body or a quota is too large (413).
+    TooLarge,
+    /// The request's media type is not accepted (415).
+    UnsupportedMediaType,
+    /// The requested byte range cannot be served (416).
+    RangeNotSatisfiable,
+    /// A dependency (database, registry, store) cannot be reached now (503).
+    Unavailable,
+    /// A bug or an unexpected failure (500).
+    Internal,
+}
+
+/// A rule of the model was broken; the message says which and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ModelError {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl ModelError {
+    /// A 400-kind error with the given message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    /// An error of the given kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

@@ -1,0 +1,701 @@
+//! Queries on `images` and its children as one aggregate: find, insert, list, update with
+//! compare-and-swap status, and soft delete that cascades in one transaction.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use glance_model::filter::{
+    ImageFilters, ListQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp, ValueMatch,
+    VisibilityFilter,
+};
+use glance_model::wire::{ImageUpdate, NewImage};
+use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location, Visibility};
+
+use super::rows::{ImageRow, LocationRow};
+use super::schema::{image_locations, image_members, image_properties, image_tags, images};
+use super::{Db, DbConnection, tags};
+use crate::error::RegistryError;
+
+diesel::define_sql_function! {
+    /// SQL `COALESCE(x, y)`: sorts and compares nullable columns the same way on every backend.
+    fn coalesce<T: diesel::sql_types::SqlType + diesel::sql_types::SingleValue>(x: diesel::sql_types::Nullable<T>, y: T) -> T;
+}
+
+type BoxedBool = Box<dyn BoxableExpression<images::table, Db, SqlType = Bool>>;
+
+/// Loads a live image the caller may see, with its tags, properties and locations.
+pub fn find(conn: &mut DbConnection, ctx: &Context, id: &ImageId) -> Result<Image, RegistryError> {
+    let row = find_row(conn, ctx, id)?;
+    let mut page = hydrate(conn, vec![row])?;
+    page.pop()
+        .ok_or_else(|| RegistryError::not_found(format!("No image found with ID {id}")))
+}
+
+/// Loads the row of a live image the caller may see; 404 otherwise.
+pub fn find_row(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+) -> Result<ImageRow, RegistryError> {
+    let row: Option<ImageRow> = images::table
+        .filter(images::id.eq(id.to_string()))
+        .filter(images::deleted.eq(false))
+        .select(ImageRow::as_select())
+        .first(conn)
+        .optional()?;
+    match row {
+        Some(row) if is_visible(conn, ctx, &row)? => Ok(row),
+        _ => Err(RegistryError::not_found(format!(
+            "No image found with ID {id}"
+        ))),
+    }
+}
+
+/// Glance's visibility rule for one image: admins see everything; others see public and
+/// community images, their own, and shared images they are a member of (any status).
+fn is_visible(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    row: &ImageRow,
+) -> Result<bool, RegistryError> {
+    if ctx.is_admin || ctx.owns(row.owner.as_deref()) {
+        return Ok(true);
+    }
+    match row.visibility.as_str() {
+        "public" | "community" => Ok(true),
+        "shared" => {
+            let Some(project) = ctx.project_id.as_deref() else {
+                return Ok(false);
+            };
+            let n: i64 = image_members::table
+                .filter(image_members::image_id.eq(&row.id))
+                .filter(image_members::member.eq(project))
+                .filter(image_members::deleted.eq(false))
+                .count()
+                .get_result(conn)?;
+            Ok(n > 0)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Takes the write lock on an image row before reading it, so concurrent writers queue
+/// up instead of both acting on the same snapshot. A self-assignment is a row lock on
+/// MySQL and PostgreSQL and the database write lock on SQLite, with one portable statement.
+pub fn lock(conn: &mut DbConnection, id: &ImageId) -> Result<(), RegistryError> {
+    diesel::update(images::table.filter(images::id.eq(id.to_string())))
+        .set(images::status.eq(images::status))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Creates an image with its properties and tags in one transaction.
+pub fn insert(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    new: NewImage,
+) -> Result<Image, RegistryError> {
+    new.validate()?;
+    let id = new.id.unwrap_or_default();
+    let now = glance_model::time::now();
+    let row = ImageRow {
+        id: id.to_string(),
+        name: new.name,
+        size: None,
+        status: ImageStatus::Queued.as_str().to_string(),
+        created_at: now,
+        updated_at: Some(now),
+        deleted_at: None,
+        deleted: false,
+        disk_format: new.disk_format,
+        container_format: new.container_format,
+        checksum: None,
+        owner: new.owner.or_else(|| ctx.project_id.clone()),
+        min_disk: new.min_disk,
+        min_ram: new.min_ram,
+        protected: new.protected,
+        virtual_size: None,
+        visibility: new.visibility.unwrap_or_default().as_str().to_string(),
+        os_hidden: new.os_hidden,
+        os_hash_algo: None,
+        os_hash_value: None,
+    };
+    conn.transaction(|conn| {
+        // Ids of deleted images stay taken, as in Glance (a soft-deleted row keeps its id).
+        let taken: i64 = images::table
+            .filter(images::id.eq(&row.id))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            return Err(RegistryError::conflict(format!(
+                "An image with identifier {id} already exists"
+            )));
+        }
+        diesel::insert_into(images::table)
+            .values(&row)
+            .execute(conn)?;
+        set_properties(conn, &row.id, &new.properties, now)?;
+        tags::replace(conn, &row.id, &new.tags, now)?;
+        Ok(())
+    })?;
+    find(conn, &Context::unauthenticated_admin(""), &id)
+}
+
+/// Applies an update in one transaction. With `from_state`, the change happens only if the
+/// image is in that status when the row lock is held: of two racing callers one wins and
+/// the other gets 409.
+pub fn update(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    upd: ImageUpdate,
+) -> Result<Image, RegistryError> {
+    upd.validate()?;
+    conn.transaction(|conn| {
+        lock(conn, id)?;
+        let row = find_row(conn, ctx, id)?;
+        let current: ImageStatus = row
+            .status
+            .parse()
+            .map_err(|_| RegistryError::Migration(format!("bad status '{}'", row.status)))?;
+        if let Some(expected) = upd.from_state
+            && current != expected
+        {
+            return Err(RegistryError::conflict(format!(
+                "Image {id} is {current}, not {expected}; another request changed it first"
+            )));
+        }
+        let mut changes = Changeset::from_update(&upd);
+        if let Some(to) = upd.status {
+            current.check_transition(to)?;
+            if to.needs_formats() && current != to {
+                let disk = changes.disk_format.clone().unwrap_or(row.disk_format.clone());
+                let container = changes
+                    .container_format
+                    .clone()
+                    .unwrap_or(row.container_format.clone());
+                if disk.is_none() || container.is_none() {
+                    return Err(RegistryError::rule(
+                        ErrorKind::BadRequest,
+                        "Properties disk_format and container_format must be set prior to saving data",
+                    ));
+                }
+            }
+            if to == ImageStatus::Queued && current != to {
+                // Glance resets sizes when an image goes back to queued.
+                changes.size = Some(None);
+                changes.virtual_size = Some(None);
+            }
+            if to.is_deleted() {
+                return Err(RegistryError::rule(
+                    ErrorKind::BadRequest,
+                    "Use DELETE to delete an image",
+                ));
+            }
+        }
+        let now = glance_model::time::now();
+        changes.updated_at = Some(Some(now));
+        diesel::update(images::table.filter(images::id.eq(&row.id)))
+            .set(&changes)
+            .execute(conn)?;
+        set_properties(conn, &row.id, &upd.set_properties, now)?;
+        remove_properties(conn, &row.id, &upd.remove_properties, now)?;
+        if let Some(new_tags) = &upd.tags {
+            tags::replace(conn, &row.id, new_tags, now)?;
+        }
+        Ok(())
+    })?;
+    find(conn, ctx, id)
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = images)]
+struct Changeset {
+    name: Option<Option<String>>,
+    status: Option<String>,
+    visibility: Option<String>,
+    protected: Option<bool>,
+    os_hidden: Option<bool>,
+    owner: Option<Option<String>>,
+    container_format: Option<Option<String>>,
+    disk_format: Option<Option<String>>,
+    min_disk: Option<i32>,
+    min_ram: Option<i32>,
+    size: Option<Option<i64>>,
+    virtual_size: Option<Option<i64>>,
+    checksum: Option<Option<String>>,
+    os_hash_algo: Option<Option<String>>,
+    os_hash_value: Option<Option<String>>,
+    updated_at: Option<Option<chrono::NaiveDateTime>>,
+}
+
+impl Changeset {
+    fn from_update(u: &ImageUpdate) -> Self {
+        Self {
+            name: u.name.clone(),
+            status: u.status.map(|s| s.as_str().to_string()),
+            visibility: u.visibility.map(|v| v.as_str().to_string()),
+            protected: u.protected,
+            os_hidden: u.os_hidden,
+            owner: u.owner.clone(),
+            container_format: u.container_format.clone(),
+            disk_format: u.disk_format.clone(),
+            min_disk: u.min_disk,
+            min_ram: u.min_ram,
+            size: u.size,
+            virtual_size: u.virtual_size,
+            checksum: u.checksum.clone(),
+            os_hash_algo: u.os_hash_algo.clone(),
+            os_hash_value: u.os_hash_value.clone(),
+            updated_at: None,
+        }
+    }
+}
+
+/// Adds or overwrites properties. Glance keeps `UNIQUE(image_id, name)` across deleted rows,
+/// so a previously deleted property's row is revived rather than inserted again.
+fn set_properties(
+    conn: &mut DbConnection,
+    image_id: &str,
+    props: &BTreeMap<String, String>,
+    now: chrono::NaiveDateTime,
+) -> Result<(), RegistryError> {
+    for (name, value) in props {
+        let updated = diesel::update(
+            image_properties::table
+                .filter(image_properties::image_id.eq(image_id))
+                .filter(image_properties::name.eq(name)),
+        )
+        .set((
+            image_properties::value.eq(value),
+            image_properties::deleted.eq(false),
+            image_properties::deleted_at.eq(None::<chrono::NaiveDateTime>),
+            image_properties::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            diesel::insert_into(image_properties::table)
+                .values((
+                    image_properties::image_id.eq(image_id),
+                    image_properties::name.eq(name),
+                    image_properties::value.eq(value),
+                    image_properties::created_at.eq(now),
+                    image_properties::updated_at.eq(now),
+                    image_properties::deleted.eq(false),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Soft-deletes properties; a property that is not there is a 409, as in Glance.
+fn remove_properties(
+    conn: &mut DbConnection,
+    image_id: &str,
+    names: &[String],
+    now: chrono::NaiveDateTime,
+) -> Result<(), RegistryError> {
+    for name in names {
+        let n = diesel::update(
+            image_properties::table
+                .filter(image_properties::image_id.eq(image_id))
+                .filter(image_properties::name.eq(name))
+                .filter(image_properties::deleted.eq(false)),
+        )
+        .set((
+            image_properties::deleted.eq(true),
+            image_properties::deleted_at.eq(now),
+            image_properties::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(RegistryError::conflict(format!(
+                "Property {name} does not exist"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Soft-deletes an image and, with the same `deleted_at`, its properties, tags, members
+/// and locations, in one transaction. `delayed` keeps the data for the scrubber
+/// (`pending_delete`). Protected images are refused.
+pub fn soft_delete(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    delayed: bool,
+) -> Result<Image, RegistryError> {
+    let image = conn.transaction(|conn| {
+        lock(conn, id)?;
+        let image = find(conn, ctx, id)?;
+        if image.protected {
+            return Err(RegistryError::rule(
+                ErrorKind::Forbidden,
+                format!("Image {id} is protected and cannot be deleted"),
+            ));
+        }
+        let to = if delayed && !image.locations.is_empty() && image.status == ImageStatus::Active {
+            ImageStatus::PendingDelete
+        } else {
+            ImageStatus::Deleted
+        };
+        image.status.check_transition(to)?;
+        let now = glance_model::time::now();
+        let sid = id.to_string();
+        diesel::update(images::table.filter(images::id.eq(&sid)))
+            .set((
+                images::status.eq(to.as_str()),
+                images::deleted.eq(true),
+                images::deleted_at.eq(now),
+                images::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        macro_rules! cascade {
+            ($t:ident) => {
+                diesel::update(
+                    $t::table
+                        .filter($t::image_id.eq(&sid))
+                        .filter($t::deleted.eq(false)),
+                )
+                .set((
+                    $t::deleted.eq(true),
+                    $t::deleted_at.eq(now),
+                    $t::updated_at.eq(now),
+                ))
+                .execute(conn)?
+            };
+        }
+        cascade!(image_properties);
+        cascade!(image_tags);
+        cascade!(image_members);
+        // Locations keep their rows; their status says whether data still has to go.
+        let loc_status = if to == ImageStatus::PendingDelete {
+            "pending_delete"
+        } else {
+            "deleted"
+        };
+        diesel::update(
+            image_locations::table
+                .filter(image_locations::image_id.eq(&sid))
+                .filter(image_locations::deleted.eq(false)),
+        )
+        .set((
+            image_locations::deleted.eq(true),
+            image_locations::deleted_at.eq(now),
+            image_locations::updated_at.eq(now),
+            image_locations::status.eq(loc_status),
+        ))
+        .execute(conn)?;
+        super::leases::drop_for_image(conn, &sid)?;
+        Ok(Image {
+            status: to,
+            deleted: true,
+            deleted_at: Some(now),
+            updated_at: Some(now),
+            ..image
+        })
+    })?;
+    Ok(image)
+}
+
+/// Lists one page of images visible to the caller, filtered and sorted as Glance does.
+pub fn list(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    q: &ListQuery,
+) -> Result<Vec<Image>, RegistryError> {
+    let mut query = images::table
+        .select(ImageRow::as_select())
+        .filter(images::deleted.eq(false))
+        .filter(images::status.ne(ImageStatus::Killed.as_str()))
+        .into_boxed::<Db>();
+    if let Some(cond) = visibility_condition(ctx, &q.filters) {
+        query = query.filter(cond);
+    }
+    query = apply_filters(query, &q.filters);
+    if let Some(marker) = &q.marker {
+        let m = find_row(conn, ctx, marker).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => RegistryError::rule(
+                ErrorKind::BadRequest,
+                format!("Marker {marker} not found: it is not an image you can see"),
+            ),
+            _ => e,
+        })?;
+        query = query.filter(after_marker(&q.sort, &m));
+    }
+    for (key, dir) in &q.sort {
+        query = order_by(query, *key, *dir);
+    }
+    let rows: Vec<ImageRow> = query.limit(i64::from(q.limit)).load(conn)?;
+    hydrate(conn, rows)
+}
+
+/// Who sees what in a list (Glance's `_select_images_query` plus its community rule).
+fn visibility_condition(ctx: &Context, f: &ImageFilters) -> Option<BoxedBool> {
+    let project = ctx.project_id.clone();
+    let mut conds: Vec<BoxedBool> = Vec::new();
+    if !ctx.is_admin {
+        let mut visible: BoxedBool = Box::new(images::visibility.eq_any(["public", "community"]));
+        if let Some(p) = project.clone() {
+            let members = image_members::table
+                .select(image_members::image_id)
+                .filter(image_members::member.eq(p.clone()))
+                .filter(image_members::deleted.eq(false));
+            let wanted = match f.member_status {
+                MemberStatusFilter::Pending => Some("pending"),
+                MemberStatusFilter::Accepted => Some("accepted"),
+                MemberStatusFilter::Rejected => Some("rejected"),
+                MemberStatusFilter::All => None,
+            };
+            let shared = images::visibility.eq("shared");
+            let member_of: BoxedBool = match wanted {
+                Some(s) => Box::new(
+                    shared.and(images::id.eq_any(members.filter(image_members::status.eq(s)))),
+                ),
+                None => Box::new(shared.and(images::id.eq_any(members))),
+            };
+            visible = Box::new(
+                visible
+                    .or(images::owner.assume_not_null().eq(p))
+                    .or(member_of),
+            );
+        }
+        conds.push(visible);
+    }
+    match f.visibility {
+        Some(VisibilityFilter::All) => {}
+        Some(v) => {
+            let v = match v {
+                VisibilityFilter::Public => Visibility::Public,
+                VisibilityFilter::Private => Visibility::Private,
+                VisibilityFilter::Shared => Visibility::Shared,
+                VisibilityFilter::Community | VisibilityFilter::All => Visibility::Community,
+            };
+            conds.push(Box::new(images::visibility.eq(v.as_str())));
+        }
+        None => match project {
+            // Community images are listed only when asked for, or to their owner.
+            Some(p) => conds.push(Box::new(
+                images::visibility
+                    .ne("community")
+                    .or(images::owner.assume_not_null().eq(p)),
+            )),
+            None => conds.push(Box::new(images::visibility.ne("community"))),
+        },
+    }
+    conds.into_iter().reduce(|a, b| Box::new(a.and(b)))
+}
+
+fn apply_filters<'a>(
+    mut q: images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>>,
+    f: &ImageFilters,
+) -> images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>> {
+    macro_rules! value_match {
+        ($field:expr, $col:expr) => {
+            match &$field {
+                Some(ValueMatch::Eq(v)) => q = q.filter($col.eq(v.clone())),
+                Some(ValueMatch::In(vs)) => q = q.filter($col.eq_any(vs.clone())),
+                None => {}
+            }
+        };
+    }
+    value_match!(f.name, images::name);
+    value_match!(f.id, images::id);
+    value_match!(f.status, images::status);
+    value_match!(f.container_format, images::container_format);
+    value_match!(f.disk_format, images::disk_format);
+    if let Some(owner) = &f.owner {
+        q = q.filter(images::owner.eq(owner.clone()));
+    }
+    if let Some(p) = f.protected {
+        q = q.filter(images::protected.eq(p));
+    }
+    q = q.filter(images::os_hidden.eq(f.os_hidden));
+    if let Some(v) = f.size_min {
+        q = q.filter(images::size.ge(v));
+    }
+    if let Some(v) = f.size_max {
+        q = q.filter(images::size.le(v));
+    }
+    if let Some(c) = &f.checksum {
+        q = q.filter(images::checksum.eq(c.clone()));
+    }
+    if let Some(h) = &f.os_hash_value {
+        q = q.filter(images::os_hash_value.eq(h.clone()));
+    }
+    macro_rules! time_filter {
+        ($filter:expr, $col:expr) => {
+            if let Some(TimeFilter { op, at }) = $filter {
+                q = match op {
+                    TimeOp::Gt => q.filter($col.gt(at)),
+                    TimeOp::Gte => q.filter($col.ge(at)),
+                    TimeOp::Eq => q.filter($col.eq(at)),
+                    TimeOp::Neq => q.filter($col.ne(at)),
+                    TimeOp::Lt => q.filter($col.lt(at)),
+                    TimeOp::Lte => q.filter($col.le(at)),
+                };
+            }
+        };
+    }
+    time_filter!(f.created_at, images::created_at);
+    time_filter!(f.updated_at, images::updated_at);
+    for tag in &f.tags {
+        let sub = image_tags::table
+            .select(image_tags::image_id)
+            .filter(image_tags::value.eq(tag.clone()))
+            .filter(image_tags::deleted.eq(false));
+        q = q.filter(images::id.eq_any(sub));
+    }
+    for (k, v) in &f.properties {
+        let sub = image_properties::table
+            .select(image_properties::image_id)
+            .filter(image_properties::name.eq(k.clone()))
+            .filter(image_properties::value.eq(v.clone()))
+            .filter(image_properties::deleted.eq(false));
+        q = q.filter(images::id.eq_any(sub));
+    }
+    q
+}
+
+#[derive(Clone, Copy)]
+enum Cmp {
+    Eq,
+    After(SortDir),
+}
+
+/// One sort key compared with the marker's value. Nullable keys compare through COALESCE
+/// with Glance's defaults ('' and 0), exactly as they are ordered.
+fn key_condition(key: SortKey, m: &ImageRow, cmp: Cmp) -> BoxedBool {
+    macro_rules! compare {
+        ($e:expr, $v:expr) => {
+            match cmp {
+                Cmp::Eq => Box::new($e.eq($v)),
+                Cmp::After(SortDir::Asc) => Box::new($e.gt($v)),
+                Cmp::After(SortDir::Desc) => Box::new($e.lt($v)),
+            }
+        };
+    }
+    match key {
+        SortKey::Name => compare!(
+            coalesce::<Text, _, _>(images::name, ""),
+            m.name.clone().unwrap_or_default()
+        ),
+        SortKey::Status => compare!(images::status, m.status.clone()),
+        SortKey::ContainerFormat => compare!(
+            coalesce::<Text, _, _>(images::container_format, ""),
+            m.container_format.clone().unwrap_or_default()
+        ),
+        SortKey::DiskFormat => compare!(
+            coalesce::<Text, _, _>(images::disk_format, ""),
+            m.disk_format.clone().unwrap_or_default()
+        ),
+        SortKey::Size => compare!(
+            coalesce::<diesel::sql_types::BigInt, _, _>(images::size, 0i64),
+            m.size.unwrap_or(0)
+        ),
+        SortKey::Id => compare!(images::id, m.id.clone()),
+        SortKey::CreatedAt => compare!(images::created_at, m.created_at),
+        SortKey::UpdatedAt => compare!(
+            coalesce::<diesel::sql_types::Timestamp, _, _>(images::updated_at, images::created_at),
+            m.updated_at.unwrap_or(m.created_at)
+        ),
+    }
+}
+
+/// Rows after the marker in the sort order: (k1 > m1) OR (k1 = m1 AND k2 > m2) OR …
+fn after_marker(sort: &[(SortKey, SortDir)], m: &ImageRow) -> BoxedBool {
+    let mut alternatives: Vec<BoxedBool> = Vec::new();
+    for (i, (key, dir)) in sort.iter().enumerate() {
+        let mut all = key_condition(*key, m, Cmp::After(*dir));
+        for (prev, _) in &sort[..i] {
+            all = Box::new(key_condition(*prev, m, Cmp::Eq).and(all));
+        }
+        alternatives.push(all);
+    }
+    alternatives
+        .into_iter()
+        .reduce(|a, b| Box::new(a.or(b)))
+        .unwrap_or_else(|| Box::new(diesel::dsl::sql::<Bool>("1 = 1")))
+}
+
+fn order_by<'a>(
+    q: images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>>,
+    key: SortKey,
+    dir: SortDir,
+) -> images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>> {
+    macro_rules! by {
+        ($e:expr) => {
+            match dir {
+                SortDir::Asc => q.then_order_by($e.asc()),
+                SortDir::Desc => q.then_order_by($e.desc()),
+            }
+        };
+    }
+    match key {
+        SortKey::Name => by!(coalesce::<Text, _, _>(images::name, "")),
+        SortKey::Status => by!(images::status),
+        SortKey::ContainerFormat => by!(coalesce::<Text, _, _>(images::container_format, "")),
+        SortKey::DiskFormat => by!(coalesce::<Text, _, _>(images::disk_format, "")),
+        SortKey::Size => by!(coalesce::<diesel::sql_types::BigInt, _, _>(
+            images::size,
+            0i64
+        )),
+        SortKey::Id => by!(images::id),
+        SortKey::CreatedAt => by!(images::created_at),
+        SortKey::UpdatedAt => by!(coalesce::<diesel::sql_types::Timestamp, _, _>(
+            images::updated_at,
+            images::created_at
+        )),
+    }
+}
+
+/// Loads the children of a page of rows with one query per table and builds the images,
+/// keeping the rows' order.
+pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image>, RegistryError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut props: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    let prop_rows: Vec<(String, String, Option<String>)> = image_properties::table
+        .select((
+            image_properties::image_id,
+            image_properties::name,
+            image_properties::value,
+        ))
+        .filter(image_properties::image_id.eq_any(&ids))
+        .filter(image_properties::deleted.eq(false))
+        .load(conn)?;
+    for (image_id, name, value) in prop_rows {
+        props
+            .entry(image_id)
+            .or_default()
+            .insert(name, value.unwrap_or_default());
+    }
+    let mut tag_map = tags::for_images(conn, &ids)?;
+    let mut locs: HashMap<String, Vec<Location>> = HashMap::new();
+    let loc_rows: Vec<LocationRow> = image_locations::table
+        .select(LocationRow::as_select())
+        .filter(image_locations::image_id.eq_any(&ids))
+        .filter(image_locations::deleted.eq(false))
+        .order(image_locations::id.asc())
+        .load(conn)?;
+    for l in loc_rows {
+        locs.entry(l.image_id.clone())
+            .or_default()
+            .push(l.into_location());
+    }
+    rows.into_iter()
+        .map(|r| {
+            let id = r.id.clone();
+            r.into_image(
+                tag_map.remove(&id).unwrap_or_default(),
+                props.remove(&id).unwrap_or_default(),
+                locs.remove(&id).unwrap_or_default(),
+            )
+        })
+        .collect()
+}

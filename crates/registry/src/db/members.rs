@@ -1,0 +1,170 @@
+//! Queries on `image_members`: sharing a `shared` image with other projects.
+
+use diesel::prelude::*;
+use glance_model::{Context, ErrorKind, ImageId, Member, MemberStatus};
+
+use super::DbConnection;
+use super::images::{find_row, lock};
+use super::rows::{ImageRow, MemberRow};
+use super::schema::image_members;
+use crate::error::RegistryError;
+
+fn shared_only(row: &ImageRow) -> Result<(), RegistryError> {
+    if row.visibility == "shared" {
+        Ok(())
+    } else {
+        Err(RegistryError::rule(
+            ErrorKind::Forbidden,
+            format!(
+                "Only shared images have members; image {} is {}",
+                row.id, row.visibility
+            ),
+        ))
+    }
+}
+
+fn live(image_id: &str) -> image_members::BoxedQuery<'static, super::Db> {
+    image_members::table
+        .filter(image_members::image_id.eq(image_id.to_string()))
+        .filter(image_members::deleted.eq(false))
+        .into_boxed()
+}
+
+/// Members of an image the caller can see. The owner (or admin) sees all of them; a member
+/// sees only its own membership, as in Glance.
+pub fn list(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+) -> Result<Vec<Member>, RegistryError> {
+    let row = find_row(conn, ctx, id)?;
+    shared_only(&row)?;
+    let mut q = live(&row.id).select(MemberRow::as_select());
+    if !ctx.is_admin && !ctx.owns(row.owner.as_deref()) {
+        q = q.filter(image_members::member.eq(ctx.project_id.clone().unwrap_or_default()));
+    }
+    q.order(image_members::created_at.asc())
+        .then_order_by(image_members::member.asc())
+        .load::<MemberRow>(conn)?
+        .into_iter()
+        .map(MemberRow::into_member)
+        .collect()
+}
+
+/// One membership; 404 if absent or not visible to the caller.
+pub fn find(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    member: &str,
+) -> Result<Member, RegistryError> {
+    let row = find_row(conn, ctx, id)?;
+    shared_only(&row)?;
+    if !ctx.is_admin && !ctx.owns(row.owner.as_deref()) && ctx.project_id.as_deref() != Some(member)
+    {
+        return Err(not_found(id, member));
+    }
+    live(&row.id)
+        .select(MemberRow::as_select())
+        .filter(image_members::member.eq(member.to_string()))
+        .first::<MemberRow>(conn)
+        .optional()?
+        .ok_or_else(|| not_found(id, member))?
+        .into_member()
+}
+
+fn not_found(id: &ImageId, member: &str) -> RegistryError {
+    RegistryError::not_found(format!("Member {member} not found on image {id}"))
+}
+
+/// Adds a `pending` member; an existing live membership is a 409.
+pub fn add(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    member: &str,
+) -> Result<Member, RegistryError> {
+    glance_model::member::validate_member_id(member)?;
+    conn.transaction(|conn| {
+        lock(conn, id)?;
+        let row = find_row(conn, ctx, id)?;
+        shared_only(&row)?;
+        let exists: i64 = live(&row.id)
+            .filter(image_members::member.eq(member.to_string()))
+            .count()
+            .get_result(conn)?;
+        if exists > 0 {
+            return Err(RegistryError::conflict(format!(
+                "Project {member} is already a member of image {id}"
+            )));
+        }
+        let now = glance_model::time::now();
+        diesel::insert_into(image_members::table)
+            .values((
+                image_members::image_id.eq(&row.id),
+                image_members::member.eq(member),
+                image_members::can_share.eq(false),
+                image_members::status.eq(MemberStatus::Pending.as_str()),
+                image_members::created_at.eq(now),
+                image_members::updated_at.eq(now),
+                image_members::deleted.eq(false),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })?;
+    find(conn, ctx, id, member)
+}
+
+/// Sets a member's status.
+pub fn set_status(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    member: &str,
+    status: MemberStatus,
+) -> Result<Member, RegistryError> {
+    conn.transaction(|conn| {
+        lock(conn, id)?;
+        let current = find(conn, ctx, id, member)?;
+        diesel::update(
+            image_members::table
+                .filter(image_members::image_id.eq(current.image_id.to_string()))
+                .filter(image_members::member.eq(member))
+                .filter(image_members::deleted.eq(false)),
+        )
+        .set((
+            image_members::status.eq(status.as_str()),
+            image_members::updated_at.eq(glance_model::time::now()),
+        ))
+        .execute(conn)?;
+        Ok::<_, RegistryError>(())
+    })?;
+    find(conn, ctx, id, member)
+}
+
+/// Removes a member (soft delete, as Glance does).
+pub fn remove(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    member: &str,
+) -> Result<(), RegistryError> {
+    conn.transaction(|conn| {
+        lock(conn, id)?;
+        let current = find(conn, ctx, id, member)?;
+        let now = glance_model::time::now();
+        diesel::update(
+            image_members::table
+                .filter(image_members::image_id.eq(current.image_id.to_string()))
+                .filter(image_members::member.eq(member))
+                .filter(image_members::deleted.eq(false)),
+        )
+        .set((
+            image_members::deleted.eq(true),
+            image_members::deleted_at.eq(now),
+            image_members::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        Ok::<_, RegistryError>(())
+    })
+}

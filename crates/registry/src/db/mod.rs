@@ -1,0 +1,218 @@
+//! All SQL lives under this module: the connection enum over the three backends, the pool,
+//! migrations, and one module per table group. Nothing outside `db` names a Diesel type.
+
+pub mod images;
+pub mod leases;
+pub mod members;
+pub mod migrate;
+pub mod purge;
+pub mod rows;
+pub mod schema;
+pub mod tags;
+pub mod url;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+use crate::error::RegistryError;
+pub use url::{Backend, DbUrl};
+
+#[cfg(not(any(feature = "sqlite", feature = "mysql", feature = "postgres")))]
+compile_error!("glance-registry needs at least one of the features sqlite, mysql, postgres");
+
+#[cfg(not(any(
+    all(feature = "sqlite", feature = "mysql", feature = "postgres"),
+    all(feature = "sqlite", not(feature = "mysql"), not(feature = "postgres")),
+)))]
+compile_error!("supported feature sets: sqlite,mysql,postgres (default) or sqlite alone");
+
+/// One connection to whichever backend the URL chose. Diesel's derive does not carry
+/// `cfg` attributes onto its generated code, so each supported feature set declares the
+/// whole enum.
+#[cfg(all(feature = "sqlite", feature = "mysql", feature = "postgres"))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// SQLite.
+    Sqlite(diesel::SqliteConnection),
+    /// MySQL / MariaDB.
+    Mysql(diesel::MysqlConnection),
+    /// PostgreSQL.
+    Postgres(diesel::PgConnection),
+}
+
+/// One connection to whichever backend the URL chose (SQLite-only build).
+#[cfg(all(feature = "sqlite", not(feature = "mysql"), not(feature = "postgres")))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// SQLite.
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The Diesel backend type of [`DbConnection`], for boxed queries.
+pub type Db = MultiBackend;
+
+impl DbConnection {
+    /// Opens a connection of the variant the URL's scheme selects and applies session setup.
+    pub fn open(url: &DbUrl) -> Result<Self, RegistryError> {
+        let connect_err = |source| RegistryError::Connect {
+            url: url.to_string(),
+            source,
+        };
+        let mut conn = match url.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => Self::Sqlite(
+                diesel::SqliteConnection::establish(&url.diesel_url).map_err(connect_err)?,
+            ),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => Self::Mysql(
+                diesel::MysqlConnection::establish(&url.diesel_url).map_err(connect_err)?,
+            ),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => Self::Postgres(
+                diesel::PgConnection::establish(&url.diesel_url).map_err(connect_err)?,
+            ),
+            #[cfg_attr(
+                all(feature = "sqlite", feature = "mysql", feature = "postgres"),
+                expect(unreachable_patterns, reason = "every backend is compiled in")
+            )]
+            other => {
+                return Err(RegistryError::BackendNotCompiled {
+                    backend: other.name(),
+                });
+            }
+        };
+        conn.session_setup()?;
+        Ok(conn)
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(_) => Backend::Mysql,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn session_setup(&mut self) -> Result<(), RegistryError> {
+        let sql = match self.backend() {
+            // Foreign keys are off by default in SQLite; wait for writers instead of failing.
+            Backend::Sqlite => "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 15000;",
+            // Strict mode turns silent truncation into errors; all our timestamps are UTC.
+            Backend::Mysql => {
+                "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'; \
+                 SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;"
+            }
+            Backend::Postgres => "SET TIME ZONE 'UTC';",
+        };
+        self.batch_execute(sql)?;
+        Ok(())
+    }
+}
+
+/// Opens pooled connections by URL scheme (never by trying each backend in turn).
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DbUrl,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = RegistryError;
+
+    fn connect(&self) -> Result<DbConnection, RegistryError> {
+        DbConnection::open(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), RegistryError> {
+        conn.batch_execute("SELECT 1").map_err(RegistryError::from)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Pool settings (`[database] max_pool_size`, `pool_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Connections kept at most.
+    pub max_size: u32,
+    /// How long a request waits for a free connection before a 503.
+    pub timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The registry's handle on the database: a pool and the backend it talks to.
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<ConnectionManager>,
+    url: DbUrl,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("url", &self.url).finish()
+    }
+}
+
+impl Database {
+    /// Builds the pool and checks one connection can be opened, so a bad password or an
+    /// unreachable server is reported at start-up.
+    pub fn connect(url: &DbUrl, opts: PoolOptions) -> Result<Self, RegistryError> {
+        // Open one connection directly first: r2d2 would only report a timeout.
+        drop(DbConnection::open(url)?);
+        let max_size = match url.backend {
+            // One SQLite file: many writers only queue on its lock.
+            Backend::Sqlite => opts.max_size.min(4),
+            _ => opts.max_size,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(max_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(opts.timeout)
+            .build(ConnectionManager { url: url.clone() })?;
+        Ok(Self {
+            pool,
+            url: url.clone(),
+        })
+    }
+
+    /// The URL this database was opened with (password hidden when displayed).
+    pub fn url(&self) -> &DbUrl {
+        &self.url
+    }
+
+    /// A connection for synchronous callers (glance-manage, tests).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, RegistryError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs a closure with a pooled connection on actix's blocking pool.
+    pub async fn run<F, T>(&self, f: F) -> Result<T, RegistryError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, RegistryError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| RegistryError::Cancelled)?
+    }
+}

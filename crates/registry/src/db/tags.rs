@@ -1,0 +1,135 @@
+//! Queries on `image_tags`: set semantics over live rows.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use glance_model::{Context, ImageId};
+
+use super::DbConnection;
+use super::images::{find_row, lock};
+use super::schema::image_tags;
+use crate::error::RegistryError;
+
+/// Live tags of several images, each list sorted.
+pub fn for_images(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, RegistryError> {
+    let rows: Vec<(String, String)> = image_tags::table
+        .select((image_tags::image_id, image_tags::value))
+        .filter(image_tags::image_id.eq_any(ids))
+        .filter(image_tags::deleted.eq(false))
+        .load(conn)?;
+    let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (id, v) in rows {
+        out.entry(id).or_default().insert(v);
+    }
+    Ok(out
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect())
+}
+
+/// Makes the live tag set equal to `wanted`: removes the others, adds the missing ones.
+pub fn replace(
+    conn: &mut DbConnection,
+    image_id: &str,
+    wanted: &[String],
+    now: NaiveDateTime,
+) -> Result<(), RegistryError> {
+    let wanted: BTreeSet<&String> = wanted.iter().collect();
+    let current: Vec<String> = image_tags::table
+        .select(image_tags::value)
+        .filter(image_tags::image_id.eq(image_id))
+        .filter(image_tags::deleted.eq(false))
+        .load(conn)?;
+    for old in current.iter().filter(|t| !wanted.contains(t)) {
+        soft_delete(conn, image_id, old, now)?;
+    }
+    for new in wanted.into_iter().filter(|t| !current.contains(t)) {
+        insert(conn, image_id, new, now)?;
+    }
+    Ok(())
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    image_id: &str,
+    tag: &str,
+    now: NaiveDateTime,
+) -> Result<(), RegistryError> {
+    diesel::insert_into(image_tags::table)
+        .values((
+            image_tags::image_id.eq(image_id),
+            image_tags::value.eq(tag),
+            image_tags::created_at.eq(now),
+            image_tags::updated_at.eq(now),
+            image_tags::deleted.eq(false),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn soft_delete(
+    conn: &mut DbConnection,
+    image_id: &str,
+    tag: &str,
+    now: NaiveDateTime,
+) -> Result<usize, RegistryError> {
+    Ok(diesel::update(
+        image_tags::table
+            .filter(image_tags::image_id.eq(image_id))
+            .filter(image_tags::value.eq(tag))
+            .filter(image_tags::deleted.eq(false)),
+    )
+    .set((
+        image_tags::deleted.eq(true),
+        image_tags::deleted_at.eq(now),
+        image_tags::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// Adds one tag; adding a tag the image already has changes nothing (Glance: idempotent).
+pub fn add(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    tag: &str,
+) -> Result<(), RegistryError> {
+    glance_model::image::check_tag(tag)?;
+    conn.transaction(|conn| {
+        lock(conn, id)?;
+        let row = find_row(conn, ctx, id)?;
+        let have: i64 = image_tags::table
+            .filter(image_tags::image_id.eq(&row.id))
+            .filter(image_tags::value.eq(tag))
+            .filter(image_tags::deleted.eq(false))
+            .count()
+            .get_result(conn)?;
+        if have == 0 {
+            insert(conn, &row.id, tag, glance_model::time::now())?;
+        }
+        Ok(())
+    })
+}
+
+/// Removes one tag; a tag the image does not have is a 404.
+pub fn remove(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    tag: &str,
+) -> Result<(), RegistryError> {
+    conn.transaction(|conn| {
+        lock(conn, id)?;
+        let row = find_row(conn, ctx, id)?;
+        if soft_delete(conn, &row.id, tag, glance_model::time::now())? == 0 {
+            return Err(RegistryError::not_found(format!(
+                "Tag {tag} not found on image {id}"
+            )));
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,15 @@
+//! glance-registry and glance-manage: the only processes that talk SQL.
+//!
+//! The registry serves image metadata to glance-api over a versioned JSON/HTTP protocol
+//! (`/v1/...`). It never touches image bytes.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod manage;
+pub mod routes;
+
+pub use app::{AppState, configure, serve};
+pub use config::RegistryConfig;
+pub use error::RegistryError;

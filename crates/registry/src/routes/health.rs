@@ -1,0 +1,42 @@
+//! `GET/HEAD /healthcheck`: 200 `OK` when the database answers, 503 otherwise.
+
+use actix_web::{HttpRequest, HttpResponse, http::Method, web};
+use diesel::connection::SimpleConnection;
+
+use crate::app::AppState;
+
+/// Checks the database with a trivial query.
+pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let db = state
+        .db
+        .run(|conn| conn.batch_execute("SELECT 1").map_err(Into::into))
+        .await;
+    let json = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    let (status, reason) = match db {
+        Ok(()) => (actix_web::http::StatusCode::OK, "OK".to_string()),
+        Err(e) => (
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}"),
+        ),
+    };
+    if req.method() == Method::HEAD {
+        let code = if status.is_success() {
+            actix_web::http::StatusCode::NO_CONTENT
+        } else {
+            status
+        };
+        return HttpResponse::build(code).finish();
+    }
+    if json {
+        HttpResponse::build(status)
+            .json(serde_json::json!({"detailed": false, "reasons": [reason]}))
+    } else {
+        HttpResponse::build(status)
+            .content_type("text/plain")
+            .body(reason)
+    }
+}

@@ -1,0 +1,118 @@
+//! `/v1/images` and `/v1/images/{id}`, plus tags.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
+use glance_model::wire::{ImageList, ImageUpdate, NewImage};
+
+use super::{ApiError, Caller, image_id};
+use crate::app::AppState;
+use crate::db::{images, tags};
+
+/// `GET /v1/images?<Glance's list parameters>`
+pub async fn list_images(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = parse_query_string(req.query_string())?;
+    let limits = PageLimits {
+        default: state.config.limit_param_default,
+        max: state.config.api_limit_max,
+    };
+    let q = ListQuery::parse(&pairs, limits)?;
+    let page = state.db.run(move |c| images::list(c, &ctx, &q)).await?;
+    Ok(HttpResponse::Ok().json(ImageList { images: page }))
+}
+
+/// `POST /v1/images`
+pub async fn create_image(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    body: web::Json<NewImage>,
+) -> Result<HttpResponse, ApiError> {
+    let image = state
+        .db
+        .run(move |c| images::insert(c, &ctx, body.into_inner()))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("location", format!("/v1/images/{}", image.id)))
+        .json(image))
+}
+
+/// `GET /v1/images/{id}`
+pub async fn show_image(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = image_id(&id)?;
+    let image = state.db.run(move |c| images::find(c, &ctx, &id)).await?;
+    Ok(HttpResponse::Ok().json(image))
+}
+
+/// `PATCH /v1/images/{id}`
+pub async fn update_image(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+    body: web::Json<ImageUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let id = image_id(&id)?;
+    let image = state
+        .db
+        .run(move |c| images::update(c, &ctx, &id, body.into_inner()))
+        .await?;
+    Ok(HttpResponse::Ok().json(image))
+}
+
+/// Query of `DELETE /v1/images/{id}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Keep the data for the scrubber (`pending_delete`).
+    #[serde(default)]
+    delayed: bool,
+}
+
+/// `DELETE /v1/images/{id}[?delayed=true]`: returns the deleted image.
+pub async fn delete_image(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+    q: web::Query<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = image_id(&id)?;
+    let delayed = q.delayed;
+    let image = state
+        .db
+        .run(move |c| images::soft_delete(c, &ctx, &id, delayed))
+        .await?;
+    Ok(HttpResponse::Ok().json(image))
+}
+
+/// `PUT /v1/images/{id}/tags/{tag}`
+pub async fn add_tag(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, tag) = path.into_inner();
+    let id = image_id(&id)?;
+    state.db.run(move |c| tags::add(c, &ctx, &id, &tag)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /v1/images/{id}/tags/{tag}`
+pub async fn delete_tag(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, tag) = path.into_inner();
+    let id = image_id(&id)?;
+    state
+        .db
+        .run(move |c| tags::remove(c, &ctx, &id, &tag))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the service on this machine: glance-registry on 127.0.0.1:9191 over an embedded
+# SQLite database in ./.data (created and migrated on first run). Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 || {
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev pkg-config >/dev/null
+}
+cargo build --release -p glance-registry
+DATA=$PWD/.data
+mkdir -p "$DATA/images"
+cat > "$DATA/glance-registry.conf" <<CONF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = 9191
+[database]
+connection = sqlite:///$DATA/glance.sqlite
+CONF
+./target/release/glance-manage --config-file "$DATA/glance-registry.conf" db_sync
+exec ./target/release/glance-registry --config-file "$DATA/glance-registry.conf"

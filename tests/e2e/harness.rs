@@ -1,0 +1,204 @@
+//! `TestRegistry`: a fresh database (temp SQLite file, or a new database on the MariaDB /
+//! PostgreSQL server named by the environment), migrated, and a registry serving it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use glance_model::wire::{HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_ROLES};
+use glance_registry::db::{Database, DbConnection, DbUrl, PoolOptions, migrate};
+use glance_registry::{AppState, RegistryConfig};
+use serde_json::Value;
+
+/// Which backends this run covers. SQLite always; the servers when their URL is set.
+/// In CI (`CI=true`) a missing server URL is an error, never a silent skip.
+pub fn backends() -> Vec<&'static str> {
+    let mut out = vec!["sqlite"];
+    for (name, var) in [
+        ("mysql", "GLANCE_TEST_MYSQL_URL"),
+        ("postgres", "GLANCE_TEST_POSTGRES_URL"),
+    ] {
+        if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
+            out.push(name);
+        } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{var} is not set: CI must run the database suite on {name}");
+        } else {
+            eprintln!("note: {var} not set, skipping the {name} backend in this run");
+        }
+    }
+    out
+}
+
+/// A database made for one test, dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    drop_sql: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new empty database on `backend`.
+    pub fn new(backend: &str) -> Result<Self> {
+        let name = format!("glance_t_{}", uuid_simple());
+        match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite:///{}", dir.path().join("glance.sqlite").display());
+                Ok(Self {
+                    url,
+                    _dir: Some(dir),
+                    drop_sql: None,
+                })
+            }
+            "mysql" | "postgres" => {
+                let var = if backend == "mysql" {
+                    "GLANCE_TEST_MYSQL_URL"
+                } else {
+                    "GLANCE_TEST_POSTGRES_URL"
+                };
+                let base = std::env::var(var).with_context(|| format!("{var} not set"))?;
+                let mut conn = DbConnection::open(&DbUrl::parse(&base)?)?;
+                use diesel::connection::SimpleConnection;
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))?;
+                let mut u = url::Url::parse(&base)?;
+                u.set_path(&format!("/{name}"));
+                Ok(Self {
+                    url: u.to_string(),
+                    _dir: None,
+                    drop_sql: Some((base, format!("DROP DATABASE IF EXISTS {name}"))),
+                })
+            }
+            other => anyhow::bail!("unknown backend {other}"),
+        }
+    }
+
+    /// Opens one connection (for asserting on rows).
+    pub fn conn(&self) -> Result<DbConnection> {
+        Ok(DbConnection::open(&DbUrl::parse(&self.url)?)?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, sql)) = self.drop_sql.take()
+            && let Ok(url) = DbUrl::parse(&base)
+            && let Ok(mut c) = DbConnection::open(&url)
+        {
+            use diesel::connection::SimpleConnection;
+            let _ = c.batch_execute(&sql);
+        }
+    }
+}
+
+fn uuid_simple() -> String {
+    glance_model::ImageId::new().to_string().replace('-', "")[..16].to_string()
+}
+
+/// A registry serving a fresh, migrated database.
+pub struct TestRegistry {
+    pub base: String,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl TestRegistry {
+    /// Starts one on `backend`.
+    pub async fn start(backend: &'static str) -> Result<Self> {
+        let db = TestDb::new(backend)?;
+        let url = DbUrl::parse(&db.url)?;
+        let database = Database::connect(&url, PoolOptions::default())?;
+        migrate::sync(&mut *database.get()?)?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let config = RegistryConfig {
+            workers: 2,
+            ..RegistryConfig::default()
+        };
+        let state = AppState {
+            config: Arc::new(config),
+            db: database,
+            default_lease_secs: 60,
+        };
+        let server = glance_registry::serve(listener, state)?;
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Ok(Self {
+            base,
+            db,
+            http: reqwest::Client::new(),
+            server: handle,
+        })
+    }
+
+    /// A request as project `project` with `roles` (admin if roles contain "admin").
+    pub fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        project: &str,
+        roles: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if !project.is_empty() {
+            r = r.header(HEADER_PROJECT_ID, project);
+        }
+        if !roles.is_empty() {
+            r = r.header(HEADER_ROLES, roles);
+        }
+        r
+    }
+
+    /// A request as Glance's no-auth admin.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(HEADER_IS_ADMIN, "true")
+    }
+
+    /// Creates an image as `project` (member role) and returns its JSON.
+    pub async fn create(&self, project: &str, body: Value) -> Result<Value> {
+        let res = self
+            .req(reqwest::Method::POST, "/v1/images", project, "member")
+            .json(&body)
+            .send()
+            .await?;
+        let status = res.status();
+        let json: Value = res.json().await?;
+        anyhow::ensure!(status == 201, "create returned {status}: {json}");
+        Ok(json)
+    }
+
+    /// Stops the server.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+    }
+}
+
+/// Asserts an error response: status, JSON body with a message containing `needle`.
+pub async fn expect_error(res: reqwest::Response, status: u16, needle: &str) -> Result<Value> {
+    let got = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body: Value = res
+        .json()
+        .await
+        .with_context(|| format!("error body is not JSON (status {got}, {ct})"))?;
+    anyhow::ensure!(got == status, "expected {status}, got {got}: {body}");
+    let msg = body["message"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        msg.to_lowercase().contains(&needle.to_lowercase()),
+        "message {msg:?} does not mention {needle:?}"
+    );
+    anyhow::ensure!(
+        body["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&status.to_string())),
+        "bad code in {body}"
+    );
+    Ok(body)
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: glance-registry in-process on 127.0.0.1:0, driven over HTTP as
+//! glance-api drives it, on SQLite always and on MariaDB/PostgreSQL when
+//! `GLANCE_TEST_MYSQL_URL` / `GLANCE_TEST_POSTGRES_URL` are set.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly on malformed responses"
+)]
+
+mod harness;
+mod migrations;
+mod registry_bad_input;
+mod registry_cas;
+mod registry_images;
+mod registry_list;
+mod registry_uploads;

@@ -1,0 +1,377 @@
+//! Image aggregate through the registry: create, show, update, properties, tags, members,
+//! and the soft delete that cascades to every child table in one transaction.
+
+use anyhow::Result;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{TestRegistry, backends, expect_error};
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(conn: &mut glance_registry::db::DbConnection, sql: &str, id: &str) -> Result<i64> {
+    let sql = sql.replace(
+        "$1",
+        if matches!(conn, glance_registry::db::DbConnection::Postgres(_)) {
+            "$1"
+        } else {
+            "?"
+        },
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Text, _>(id)
+        .get_result::<N>(conn)?
+        .n)
+}
+
+#[actix_web::test]
+async fn create_show_update_delete_cascades() -> Result<()> {
+    for b in backends() {
+        let r = TestRegistry::start(b).await?;
+        let img = r
+            .create("proj-a", json!({"name": "cirros", "disk_format": "qcow2", "container_format": "bare",
+                "min_ram": 64, "tags": ["a", "b"], "properties": {"os_distro": "cirros", "hw_disk_bus": "virtio"}}))
+            .await?;
+        let id = img["id"].as_str().unwrap().to_string();
+        assert_eq!(img["status"], "queued", "{b}");
+        assert_eq!(img["visibility"], "shared", "{b}: default visibility");
+        assert_eq!(img["owner"], "proj-a", "{b}");
+        assert_eq!(img["tags"], json!(["a", "b"]), "{b}");
+        assert_eq!(img["properties"]["os_distro"], "cirros", "{b}");
+        assert!(img["created_at"].as_str().unwrap().ends_with('Z'));
+
+        let res = r
+            .req(
+                Method::PATCH,
+                &format!("/v1/images/{id}"),
+                "proj-a",
+                "member",
+            )
+            .json(
+                &json!({"name": "cirros-2", "set_properties": {"os_distro": "ubuntu", "new": "x"},
+                          "remove_properties": ["hw_disk_bus"], "tags": ["b", "c"]}),
+            )
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        let upd: serde_json::Value = res.json().await?;
+        assert_eq!(upd["name"], "cirros-2");
+        assert_eq!(
+            upd["properties"],
+            json!({"os_distro": "ubuntu", "new": "x"}),
+            "{b}"
+        );
+        assert_eq!(upd["tags"], json!(["b", "c"]), "{b}");
+
+        // A removed property can be set again (Glance's UNIQUE(image_id, name) spans deleted rows).
+        let res = r
+            .req(
+                Method::PATCH,
+                &format!("/v1/images/{id}"),
+                "proj-a",
+                "member",
+            )
+            .json(&json!({"set_properties": {"hw_disk_bus": "scsi"}}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        let res = r
+            .req(
+                Method::PATCH,
+                &format!("/v1/images/{id}"),
+                "proj-a",
+                "member",
+            )
+            .json(&json!({"remove_properties": ["nope"]}))
+            .send()
+            .await?;
+        expect_error(res, 409, "does not exist").await?;
+
+        // Tags one by one: idempotent add, 404 on removing a missing tag.
+        for _ in 0..2 {
+            let res = r
+                .req(
+                    Method::PUT,
+                    &format!("/v1/images/{id}/tags/d"),
+                    "proj-a",
+                    "member",
+                )
+                .send()
+                .await?;
+            assert_eq!(res.status(), 204, "{b}");
+        }
+        let res = r
+            .req(
+                Method::DELETE,
+                &format!("/v1/images/{id}/tags/zzz"),
+                "proj-a",
+                "member",
+            )
+            .send()
+            .await?;
+        expect_error(res, 404, "zzz").await?;
+        let shown: serde_json::Value = r
+            .req(Method::GET, &format!("/v1/images/{id}"), "proj-a", "reader")
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(shown["tags"], json!(["b", "c", "d"]), "{b}");
+
+        // Members make the cascade cover every child table.
+        let res = r
+            .req(
+                Method::POST,
+                &format!("/v1/images/{id}/members"),
+                "proj-a",
+                "member",
+            )
+            .json(&json!({"member": "proj-b"}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+
+        // Protected images cannot be deleted.
+        r.req(
+            Method::PATCH,
+            &format!("/v1/images/{id}"),
+            "proj-a",
+            "member",
+        )
+        .json(&json!({"protected": true}))
+        .send()
+        .await?;
+        let res = r
+            .req(
+                Method::DELETE,
+                &format!("/v1/images/{id}"),
+                "proj-a",
+                "member",
+            )
+            .send()
+            .await?;
+        expect_error(res, 403, "protected").await?;
+        r.req(
+            Method::PATCH,
+            &format!("/v1/images/{id}"),
+            "proj-a",
+            "member",
+        )
+        .json(&json!({"protected": false}))
+        .send()
+        .await?;
+
+        let res = r
+            .req(
+                Method::DELETE,
+                &format!("/v1/images/{id}"),
+                "proj-a",
+                "member",
+            )
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        let deleted: serde_json::Value = res.json().await?;
+        assert_eq!(deleted["status"], "deleted");
+        let res = r
+            .req(Method::GET, &format!("/v1/images/{id}"), "proj-a", "member")
+            .send()
+            .await?;
+        expect_error(res, 404, &id).await?;
+
+        let mut conn = r.db.conn()?;
+        for table in ["image_properties", "image_tags", "image_members"] {
+            let live = count(
+                &mut conn,
+                &format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE image_id = $1 AND deleted = false"
+                ),
+                &id,
+            )?;
+            assert_eq!(live, 0, "{b}: live rows left in {table}");
+            let total = count(
+                &mut conn,
+                &format!("SELECT COUNT(*) AS n FROM {table} WHERE image_id = $1"),
+                &id,
+            )?;
+            assert!(total > 0, "{b}: {table} rows were hard-deleted");
+        }
+        let same_time = count(
+            &mut conn,
+            "SELECT COUNT(*) AS n FROM image_properties p JOIN images i ON i.id = p.image_id WHERE i.id = $1 AND p.deleted_at = i.deleted_at",
+            &id,
+        )?;
+        assert_eq!(same_time, 3, "{b}: children carry the image's deleted_at");
+        // Ids of deleted images stay taken.
+        let res = r
+            .req(Method::POST, "/v1/images", "proj-a", "member")
+            .json(&json!({"id": id}))
+            .send()
+            .await?;
+        expect_error(res, 409, "already exists").await?;
+        r.stop().await;
+    }
+    Ok(())
+}
+
+#[actix_web::test]
+async fn members_follow_glance_rules() -> Result<()> {
+    for b in backends() {
+        let r = TestRegistry::start(b).await?;
+        let private = r.create("owner", json!({"visibility": "private"})).await?;
+        let pid = private["id"].as_str().unwrap();
+        let res = r
+            .req(
+                Method::POST,
+                &format!("/v1/images/{pid}/members"),
+                "owner",
+                "member",
+            )
+            .json(&json!({"member": "p2"}))
+            .send()
+            .await?;
+        expect_error(res, 403, "only shared images").await?;
+
+        let shared = r.create("owner", json!({"name": "s"})).await?;
+        let id = shared["id"].as_str().unwrap();
+        // Not visible to another project before sharing.
+        let res = r
+            .req(Method::GET, &format!("/v1/images/{id}"), "p2", "member")
+            .send()
+            .await?;
+        expect_error(res, 404, id).await?;
+        let res = r
+            .req(
+                Method::POST,
+                &format!("/v1/images/{id}/members"),
+                "owner",
+                "member",
+            )
+            .json(&json!({"member": "p2"}))
+            .send()
+            .await?;
+        let m: serde_json::Value = res.json().await?;
+        assert_eq!(m["status"], "pending", "{b}");
+        assert_eq!(m["member_id"], "p2");
+        let res = r
+            .req(
+                Method::POST,
+                &format!("/v1/images/{id}/members"),
+                "owner",
+                "member",
+            )
+            .json(&json!({"member": "p2"}))
+            .send()
+            .await?;
+        expect_error(res, 409, "already a member").await?;
+        r.req(
+            Method::POST,
+            &format!("/v1/images/{id}/members"),
+            "owner",
+            "member",
+        )
+        .json(&json!({"member": "p3"}))
+        .send()
+        .await?;
+        // A pending member can read the image; an outsider cannot.
+        assert_eq!(
+            r.req(Method::GET, &format!("/v1/images/{id}"), "p2", "reader")
+                .send()
+                .await?
+                .status(),
+            200
+        );
+        assert_eq!(
+            r.req(Method::GET, &format!("/v1/images/{id}"), "p9", "reader")
+                .send()
+                .await?
+                .status(),
+            404
+        );
+        // The owner sees all members; a member only itself.
+        let all: serde_json::Value = r
+            .req(
+                Method::GET,
+                &format!("/v1/images/{id}/members"),
+                "owner",
+                "reader",
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(all["members"].as_array().unwrap().len(), 2, "{b}");
+        let mine: serde_json::Value = r
+            .req(
+                Method::GET,
+                &format!("/v1/images/{id}/members"),
+                "p2",
+                "reader",
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(mine["members"].as_array().unwrap().len(), 1, "{b}");
+        let res = r
+            .req(
+                Method::PUT,
+                &format!("/v1/images/{id}/members/p2"),
+                "p2",
+                "member",
+            )
+            .json(&json!({"status": "accepted"}))
+            .send()
+            .await?;
+        let m: serde_json::Value = res.json().await?;
+        assert_eq!(m["status"], "accepted", "{b}");
+        let res = r
+            .req(
+                Method::PUT,
+                &format!("/v1/images/{id}/members/p2"),
+                "p2",
+                "member",
+            )
+            .json(&json!({"status": "maybe"}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 400, "{b}");
+        let res = r
+            .req(
+                Method::DELETE,
+                &format!("/v1/images/{id}/members/p3"),
+                "owner",
+                "member",
+            )
+            .send()
+            .await?;
+        assert_eq!(res.status(), 204, "{b}");
+        assert_eq!(
+            r.req(Method::GET, &format!("/v1/images/{id}"), "p3", "reader")
+                .send()
+                .await?
+                .status(),
+            404
+        );
+        // Re-adding a removed member works (UNIQUE spans deleted_at).
+        let res = r
+            .req(
+                Method::POST,
+                &format!("/v1/images/{id}/members"),
+                "owner",
+                "member",
+            )
+            .json(&json!({"member": "p3"}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        r.stop().await;
+    }
+    Ok(())
+}
