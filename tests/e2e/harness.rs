@@ -103,9 +103,13 @@ pub struct TestRegistry {
 }
 
 impl TestRegistry {
-    /// Starts one on `backend`.
+    /// Starts one on a fresh database on `backend`.
     pub async fn start(backend: &'static str) -> Result<Self> {
-        let db = TestDb::new(backend)?;
+        Self::serve(TestDb::new(backend)?).await
+    }
+
+    /// Migrates `db` (a no-op when current) and serves it.
+    pub async fn serve(db: TestDb) -> Result<Self> {
         let url = DbUrl::parse(&db.url)?;
         let database = Database::connect(&url, PoolOptions::default())?;
         migrate::sync(&mut *database.get()?)?;

@@ -7,6 +7,7 @@
     reason = "test helpers fail loudly on malformed responses"
 )]
 
+mod adoption;
 mod harness;
 mod migrations;
 mod registry_bad_input;

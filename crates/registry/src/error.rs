@@ -51,6 +51,9 @@ pub enum RegistryError {
     /// Reading configuration or binding a socket failed.
     #[error("{0}")]
     Startup(String),
+    /// A configuration file is unreadable or holds a bad value.
+    #[error(transparent)]
+    Config(#[from] glance_config::ConfigError),
 }
 
 impl RegistryError {
@@ -87,7 +90,8 @@ impl RegistryError {
             | Self::Query(_)
             | Self::Migration(_)
             | Self::Cancelled
-            | Self::Startup(_) => ErrorKind::Internal,
+            | Self::Startup(_)
+            | Self::Config(_) => ErrorKind::Internal,
         }
     }
 

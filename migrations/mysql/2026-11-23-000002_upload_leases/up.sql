@@ -1,5 +1,7 @@
 -- Ours, not Glance's: the node uploading an image holds a lease it renews, so an image left
 -- in 'saving' by a process that died can be found (expires_at in the past) and recovered.
+-- No foreign key: an adopted Glance database on MySQL has utf8mb3 ids, and a key across
+-- character sets is refused; the registry removes a lease whenever its image goes.
 CREATE TABLE glance_upload_leases (
     image_id VARCHAR(36) NOT NULL,
     node VARCHAR(255) NOT NULL,
@@ -7,7 +9,6 @@ CREATE TABLE glance_upload_leases (
     expires_at DATETIME NOT NULL,
     heartbeat_at DATETIME NOT NULL,
     created_at DATETIME NOT NULL,
-    PRIMARY KEY (image_id),
-    FOREIGN KEY (image_id) REFERENCES images (id)
+    PRIMARY KEY (image_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 CREATE INDEX ix_glance_upload_leases_expires_at ON glance_upload_leases (expires_at);

@@ -1,0 +1,439 @@
+//! The file store: image data as files in `filesystem_store_datadir` (or one of
+//! `filesystem_store_datadirs`), which may be a local disk or an NFS share mounted by several
+//! glance-api nodes. Writes go to a temporary file beside the final name, are fsync'd and then
+//! linked into place, so no reader ever sees a partial image under its final name; anything that
+//! goes wrong removes the temporary file.
+
+use std::io::{ErrorKind as IoKind, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::config::FileConfig;
+use crate::hashing::HashAlgo;
+use crate::pipeline::{self, WriteLimits, Written};
+use crate::{ByteRange, Fetched, StoreError};
+
+/// Suffix of temporary files; the cleaner only ever looks at names ending in it.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// A file store instance (one per configured file backend).
+#[derive(Debug)]
+pub struct FileStore {
+    id: String,
+    cfg: FileConfig,
+}
+
+impl FileStore {
+    /// Creates the store and prepares its directories (created if missing; g+x/o+x added when
+    /// `filesystem_store_file_perm` grants group or other access, as Glance does). Problems are
+    /// not fatal here: they are reported by [`FileStore::check`] (health) and by every write.
+    pub fn new(id: &str, cfg: FileConfig) -> Self {
+        let store = Self {
+            id: id.to_string(),
+            cfg,
+        };
+        for dir in store.dirs() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                log::error!(
+                    "store {id}: cannot create datadir {}: {e}; uploads to this store will fail",
+                    dir.display()
+                );
+                continue;
+            }
+            if let Some(perm) = store.cfg.file_perm {
+                let extra = (if perm & 0o070 != 0 { 0o010 } else { 0 })
+                    | (if perm & 0o007 != 0 { 0o001 } else { 0 });
+                if extra != 0
+                    && let Ok(meta) = std::fs::metadata(dir)
+                {
+                    let mode = meta.permissions().mode() | extra;
+                    if let Err(e) =
+                        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                    {
+                        log::warn!("store {id}: cannot chmod {}: {e}", dir.display());
+                    }
+                }
+            }
+        }
+        if let Err(why) = store.check() {
+            log::error!("store {id}: {why}");
+        }
+        store
+    }
+
+    /// The store's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The configured directories, highest priority first.
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.cfg.datadirs.iter().map(|d| d.path.as_path())
+    }
+
+    /// Checks every datadir: exists, is a directory, is writable (a probe file is created and
+    /// removed), and is a mount point when `filesystem_store_require_mount` is set.
+    pub fn check(&self) -> Result<(), String> {
+        for dir in self.dirs() {
+            self.check_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn check_dir(&self, dir: &Path) -> Result<(), String> {
+        let meta = std::fs::metadata(dir)
+            .map_err(|e| format!("datadir {} cannot be used: {e}", dir.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("datadir {} is not a directory", dir.display()));
+        }
+        if self.cfg.require_mount && !is_mount_point(dir) {
+            return Err(format!(
+                "datadir {} is not a mount point and filesystem_store_require_mount is set; \
+                 mount the shared (NFS) file system there before uploading",
+                dir.display()
+            ));
+        }
+        let probe = dir.join(format!(".probe.{}{PARTIAL_SUFFIX}", uuid::Uuid::new_v4()));
+        std::fs::File::create(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|e| format!("datadir {} is not writable: {e}", dir.display()))
+    }
+
+    /// Streams `data` into the store as image `image_id`: one pass computes size, MD5 and
+    /// `algo`, enforces `limits` chunk by chunk, and writes; on success the file is fsync'd and
+    /// appears under its final name. On any failure nothing is left behind.
+    pub async fn add<S>(
+        &self,
+        image_id: &str,
+        data: S,
+        limits: &WriteLimits,
+        algo: HashAlgo,
+    ) -> Result<Written, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, StoreError>> + Unpin,
+    {
+        let dir = self.choose_dir(limits.declared_size.unwrap_or(0))?;
+        if self.cfg.require_mount && !is_mount_point(&dir) {
+            return Err(StoreError::StoreUnavailable {
+                store: self.id.clone(),
+                reason: format!(
+                    "datadir {} is not a mount point (filesystem_store_require_mount is set); \
+                     is the NFS share mounted?",
+                    dir.display()
+                ),
+            });
+        }
+        let final_path = dir.join(image_id);
+        if final_path.exists() {
+            return Err(StoreError::Duplicate(image_id.to_string()));
+        }
+        let writer = FileWriter::create(&self.id, &dir, image_id, self.cfg.file_perm)?;
+        let mut written = pipeline::pump(data, writer, limits, algo).await?;
+        written.location = file_uri(&written.path);
+        log::info!(
+            "store {}: image {image_id} written: {} bytes at {}",
+            self.id,
+            written.size_bytes,
+            written.path.display()
+        );
+        Ok(written)
+    }
+
+    /// Picks the directory for a new image: highest priority first; within a priority the one
+    /// with the most free space, if `size_bytes` fits there (Glance's rule).
+    fn choose_dir(&self, size_bytes: u64) -> Result<PathBuf, StoreError> {
+        let dirs = &self.cfg.datadirs;
+        if dirs.len() == 1 {
+            return Ok(dirs[0].path.clone());
+        }
+        let mut priorities: Vec<i64> = dirs.iter().map(|d| d.priority).collect();
+        priorities.sort_unstable_by(|a, b| b.cmp(a));
+        priorities.dedup();
+        for p in priorities {
+            let best = dirs
+                .iter()
+                .filter(|d| d.priority == p)
+                .filter_map(|d| free_bytes(&d.path).map(|free| (free, &d.path)))
+                .max_by_key(|(free, _)| *free);
+            if let Some((free, path)) = best
+                && free >= size_bytes
+            {
+                return Ok(path.clone());
+            }
+        }
+        Err(StoreError::StorageFull {
+            store: self.id.clone(),
+            path: dirs
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Whether `path` lies inside one of this store's datadirs.
+    pub fn contains(&self, path: &Path) -> bool {
+        !path.components().any(|c| matches!(c, Component::ParentDir))
+            && self.dirs().any(|d| path.starts_with(d))
+    }
+
+    fn local_path(&self, path: &Path) -> Result<PathBuf, StoreError> {
+        if self.contains(path) {
+            Ok(path.to_path_buf())
+        } else {
+            Err(StoreError::BadLocation(format!(
+                "location {} is outside every datadir of store {}",
+                path.display(),
+                self.id
+            )))
+        }
+    }
+
+    /// Size of the image file.
+    pub async fn size(&self, path: &Path) -> Result<u64, StoreError> {
+        let path = self.local_path(path)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == IoKind::NotFound => Err(StoreError::NotFound(file_uri(&path))),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Streams the image file, or the part of it `range` names.
+    pub async fn get(&self, path: &Path, range: Option<ByteRange>) -> Result<Fetched, StoreError> {
+        let path = self.local_path(path)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == IoKind::NotFound => {
+                return Err(StoreError::NotFound(file_uri(&path)));
+            }
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io(&path, e))?
+            .len();
+        let (offset, length) = crate::resolve_range(range, size)?;
+        if offset > 0 {
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        let chunk = self.cfg.chunk_size;
+        let shown = path.display().to_string();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), chunk);
+        let stream = futures_util::StreamExt::map(stream, move |r| {
+            r.map_err(|e| StoreError::Io {
+                path: shown.clone(),
+                source: e,
+            })
+        });
+        Ok(Fetched {
+            total_size: Some(size),
+            offset,
+            length: Some(length),
+            stream: Box::pin(stream),
+        })
+    }
+
+    /// Removes the image file.
+    pub async fn delete(&self, path: &Path) -> Result<(), StoreError> {
+        let path = self.local_path(path)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == IoKind::NotFound => Err(StoreError::NotFound(file_uri(&path))),
+            Err(e) => Err(write_error(&self.id, &path, e)),
+        }
+    }
+
+    /// Removes temporary files older than `filesystem_store_partial_max_age` (left by a writer
+    /// that died, possibly on another node sharing the directory). A live writer modifies its
+    /// file with every chunk, so its file is never old enough. Returns how many were removed.
+    pub fn clean_stale_partials(&self) -> usize {
+        let max_age = Duration::from_secs(self.cfg.partial_max_age_secs);
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for dir in self.dirs() {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !(name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX)) {
+                    continue;
+                }
+                let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                    continue;
+                };
+                if now.duration_since(modified).unwrap_or_default() > max_age {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => {
+                            removed += 1;
+                            log::warn!(
+                                "store {}: removed stale partial upload {}",
+                                self.id,
+                                entry.path().display()
+                            );
+                        }
+                        Err(e) if e.kind() == IoKind::NotFound => {}
+                        Err(e) => log::warn!(
+                            "store {}: cannot remove stale {}: {e}",
+                            self.id,
+                            entry.path().display()
+                        ),
+                    }
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// The `file://` URI Glance records for a path.
+pub fn file_uri(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Whether `dir` is a mount point: a different device from its parent, or the root.
+pub fn is_mount_point(dir: &Path) -> bool {
+    let (Ok(me), Ok(parent)) = (std::fs::metadata(dir), std::fs::metadata(dir.join(".."))) else {
+        return false;
+    };
+    me.dev() != parent.dev() || me.ino() == parent.ino()
+}
+
+/// Maps a write-side I/O error to the store error an operator can act on.
+fn write_error(store: &str, path: &Path, e: std::io::Error) -> StoreError {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    let is = |errno: Errno| code == Some(errno.raw_os_error());
+    if is(Errno::NOSPC) || is(Errno::FBIG) || is(Errno::DQUOT) {
+        StoreError::StorageFull {
+            store: store.to_string(),
+            path: path.parent().unwrap_or(path).display().to_string(),
+        }
+    } else if e.kind() == IoKind::PermissionDenied || is(Errno::ROFS) || is(Errno::PERM) {
+        StoreError::WriteDenied {
+            store: store.to_string(),
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    } else {
+        StoreError::io(path, e)
+    }
+}
+
+/// A temporary file being written; removed on drop unless committed.
+#[derive(Debug)]
+pub(crate) struct FileWriter {
+    store: String,
+    dir: PathBuf,
+    temp: PathBuf,
+    final_path: PathBuf,
+    file: Option<std::fs::File>,
+    perm: Option<u32>,
+    committed: bool,
+}
+
+impl FileWriter {
+    fn create(
+        store: &str,
+        dir: &Path,
+        image_id: &str,
+        perm: Option<u32>,
+    ) -> Result<Self, StoreError> {
+        let temp = dir.join(format!(
+            ".{image_id}.{}{PARTIAL_SUFFIX}",
+            uuid::Uuid::new_v4()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| write_error(store, &temp, e))?;
+        Ok(Self {
+            store: store.to_string(),
+            dir: dir.to_path_buf(),
+            final_path: dir.join(image_id),
+            temp,
+            file: Some(file),
+            perm,
+            committed: false,
+        })
+    }
+
+    /// Appends a chunk.
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(StoreError::Worker("write after close".to_string()));
+        };
+        file.write_all(data)
+            .map_err(|e| write_error(&self.store, &self.temp, e))
+    }
+
+    /// Makes the data durable and visible under its final name.
+    pub(crate) fn commit(mut self) -> Result<PathBuf, StoreError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Worker("commit after close".to_string()))?;
+        // NFS reports a full disk at fsync/close time, so map errors here the same way.
+        file.sync_all()
+            .map_err(|e| write_error(&self.store, &self.temp, e))?;
+        drop(file);
+        if let Some(perm) = self.perm {
+            std::fs::set_permissions(&self.temp, std::fs::Permissions::from_mode(perm))
+                .map_err(|e| write_error(&self.store, &self.temp, e))?;
+        }
+        // A hard link never replaces an existing file, so two writers of one id cannot both win.
+        match std::fs::hard_link(&self.temp, &self.final_path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&self.temp);
+            }
+            Err(e) if e.kind() == IoKind::AlreadyExists => {
+                return Err(StoreError::Duplicate(self.final_path.display().to_string()));
+            }
+            Err(_) if !self.final_path.exists() => {
+                // File systems without hard links: rename (atomic, may replace).
+                std::fs::rename(&self.temp, &self.final_path)
+                    .map_err(|e| write_error(&self.store, &self.final_path, e))?;
+            }
+            Err(e) => return Err(write_error(&self.store, &self.final_path, e)),
+        }
+        self.committed = true;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.file.take();
+            if let Err(e) = std::fs::remove_file(&self.temp)
+                && e.kind() != IoKind::NotFound
+            {
+                log::error!(
+                    "store {}: cannot remove partial upload {}: {e}",
+                    self.store,
+                    self.temp.display()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The upload pipeline: incoming chunks are checked against the caps, then handed to three
+//! workers running side by side — the file writer, the MD5 hasher and the `os_hash_algo`
+//! hasher — through small bounded channels, so memory stays flat whatever the image size and
+//! the hashes cost no extra pass. If the caller goes away (its future dropped), the channels
+//! close and the writer's drop guard removes the temporary file.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::StoreError;
+use crate::file::FileWriter;
+use crate::hashing::{HashAlgo, Hasher};
+
+/// Chunks in flight per worker; with 64 KiB–4 MiB chunks this bounds memory per upload.
+const DEPTH: usize = 8;
+
+/// Caps checked on every chunk.
+#[derive(Debug, Clone, Default)]
+pub struct WriteLimits {
+    /// The most bytes accepted, with the reason shown when exceeded (e.g. "image_size_cap of
+    /// 1099511627776 bytes" or "user_storage_quota"); over it → a 413-kind error.
+    pub cap: Option<(u64, String)>,
+    /// The size the image declared; any other size → a 400-kind error.
+    pub declared_size: Option<u64>,
+}
+
+/// What a finished write produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The location URI to record (`file:///...`).
+    pub location: String,
+    /// Final path on disk.
+    pub path: PathBuf,
+    /// Bytes written.
+    pub size_bytes: u64,
+    /// MD5 hex (`checksum`).
+    pub checksum: String,
+    /// `os_hash_algo`.
+    pub os_hash_algo: String,
+    /// `os_hash_value`.
+    pub os_hash_value: String,
+}
+
+fn hash_worker(algo: HashAlgo, mut rx: mpsc::Receiver<Bytes>) -> String {
+    let mut h: Hasher = algo.hasher();
+    while let Some(chunk) = rx.blocking_recv() {
+        h.update(&chunk);
+    }
+    h.finish_hex()
+}
+
+/// Runs the pipeline to the end and commits the file, or removes it on any failure.
+pub(crate) async fn pump<S>(
+    mut data: S,
+    writer: FileWriter,
+    limits: &WriteLimits,
+    algo: HashAlgo,
+) -> Result<Written, StoreError>
+where
+    S: Stream<Item = Result<Bytes, StoreError>> + Unpin,
+{
+    let (wtx, mut wrx) = mpsc::channel::<Bytes>(DEPTH);
+    let (mtx, mrx) = mpsc::channel::<Bytes>(DEPTH);
+    let (htx, hrx) = mpsc::channel::<Bytes>(DEPTH);
+    let writer_task = tokio::task::spawn_blocking(move || {
+        let mut w = writer;
+        while let Some(chunk) = wrx.blocking_recv() {
+            w.write(&chunk)?;
+        }
+        Ok::<_, StoreError>(w)
+    });
+    let md5_task = tokio::task::spawn_blocking(move || hash_worker(HashAlgo::Md5, mrx));
+    let hash_task = tokio::task::spawn_blocking(move || hash_worker(algo, hrx));
+
+    let mut total: u64 = 0;
+    let fed: Result<(), StoreError> = async {
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk?;
+            if chunk.is_empty() {
+                continue;
+            }
+            total = total.saturating_add(chunk.len() as u64);
+            if let Some((cap, why)) = &limits.cap
+                && total > *cap
+            {
+                return Err(StoreError::TooLarge(format!(
+                    "image data exceeds {why}: more than {cap} bytes"
+                )));
+            }
+            if let Some(declared) = limits.declared_size
+                && total > declared
+            {
+                return Err(StoreError::SizeMismatch(format!(
+                    "image data is larger than the image's declared size of {declared} bytes"
+                )));
+            }
+            // A closed channel means the writer stopped on an error; its result says which.
+            if wtx.send(chunk.clone()).await.is_err() {
+                return Ok(());
+            }
+            let _ = mtx.send(chunk.clone()).await;
+            let _ = htx.send(chunk).await;
+        }
+        if let Some(declared) = limits.declared_size
+            && total != declared
+        {
+            return Err(StoreError::SizeMismatch(format!(
+                "image data has {total} bytes but the image declared {declared}"
+            )));
+        }
+        Ok(())
+    }
+    .await;
+    drop((wtx, mtx, htx));
+    let writer = writer_task
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))??;
+    let checksum = md5_task
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?;
+    let os_hash_value = hash_task
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?;
+    // On a feed error the writer is dropped here, which removes the temporary file.
+    fed?;
+    let path = tokio::task::spawn_blocking(move || writer.commit())
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))??;
+    Ok(Written {
+        location: String::new(),
+        path,
+        size_bytes: total,
+        checksum,
+        os_hash_algo: algo.name().to_string(),
+        os_hash_value,
+    })
+}

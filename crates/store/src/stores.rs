@@ -1,0 +1,283 @@
+//! The stores a glance-api is configured with, and the choice among them: which store takes an
+//! upload (the default, or the one `X-Image-Meta-Store` names), which one reads a location
+//! (its `store` metadata, else its scheme), and what `/v2/info/stores` shows.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::config::{BackendKind, StoresConfig};
+use crate::file::FileStore;
+use crate::hashing::HashAlgo;
+use crate::http::HttpStore;
+use crate::pipeline::{WriteLimits, Written};
+use crate::{ByteRange, Fetched, StoreError};
+
+/// One store backend. Enum dispatch: every operation's `match` shows every backend.
+#[derive(Debug)]
+pub enum Store {
+    /// Files in a directory (local disk or NFS).
+    File(FileStore),
+    /// Read-only http(s).
+    Http(HttpStore),
+}
+
+/// A configured store with its id and display settings.
+#[derive(Debug)]
+pub struct StoreEntry {
+    /// Store id.
+    pub id: String,
+    /// `store_description`.
+    pub description: Option<String>,
+    /// `weight`.
+    pub weight: i64,
+    /// The backend.
+    pub store: Store,
+}
+
+/// What `/v2/info/stores` shows for one store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// Store id.
+    pub id: String,
+    /// Description (the id when none is configured).
+    pub description: String,
+    /// Whether uploads go here by default.
+    pub is_default: bool,
+    /// Whether the store refuses writes.
+    pub read_only: bool,
+    /// Weight.
+    pub weight: i64,
+}
+
+/// A finished upload and the store that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The store's id (recorded as the location's `{"store": id}` metadata).
+    pub store_id: String,
+    /// Location, size and digests.
+    pub written: Written,
+}
+
+/// All stores of one glance-api.
+#[derive(Debug)]
+pub struct Stores {
+    entries: Vec<StoreEntry>,
+    default_id: String,
+    multi_store: bool,
+}
+
+impl Stores {
+    /// Builds every configured store (file stores prepare their directories; problems are
+    /// logged and reported by [`Stores::health`], not fatal).
+    pub fn from_config(cfg: &StoresConfig) -> Result<Self, StoreError> {
+        let mut entries = Vec::with_capacity(cfg.backends.len());
+        for b in &cfg.backends {
+            let store = match &b.kind {
+                BackendKind::File(f) => Store::File(FileStore::new(&b.id, f.clone())),
+                BackendKind::Http(h) => Store::Http(HttpStore::new(&b.id, h)?),
+            };
+            entries.push(StoreEntry {
+                id: b.id.clone(),
+                description: b.description.clone(),
+                weight: b.weight,
+                store,
+            });
+        }
+        Ok(Self {
+            entries,
+            default_id: cfg.default_id.clone(),
+            multi_store: cfg.multi_store,
+        })
+    }
+
+    /// Whether multi-store (`enabled_backends`) is configured.
+    pub fn multi_store(&self) -> bool {
+        self.multi_store
+    }
+
+    /// The default store's id.
+    pub fn default_id(&self) -> &str {
+        &self.default_id
+    }
+
+    /// The store with this id.
+    pub fn entry(&self, id: &str) -> Option<&StoreEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// A store's weight (0 for unknown ids), for ordering an image's locations.
+    pub fn weight(&self, id: Option<&str>) -> i64 {
+        id.and_then(|id| self.entry(id)).map_or(0, |e| e.weight)
+    }
+
+    /// Every store, as `/v2/info/stores` lists them.
+    pub fn describe(&self) -> Vec<StoreInfo> {
+        self.entries
+            .iter()
+            .map(|e| StoreInfo {
+                id: e.id.clone(),
+                description: e.description.clone().unwrap_or_else(|| e.id.clone()),
+                is_default: e.id == self.default_id,
+                read_only: matches!(e.store, Store::Http(_)),
+                weight: e.weight,
+            })
+            .collect()
+    }
+
+    /// Each store's start-up/health check: `Err` says what an operator must fix.
+    pub fn health(&self) -> Vec<(String, Result<(), String>)> {
+        self.entries
+            .iter()
+            .map(|e| {
+                let status = match &e.store {
+                    Store::File(f) => f.check(),
+                    Store::Http(_) => Ok(()),
+                };
+                (e.id.clone(), status)
+            })
+            .collect()
+    }
+
+    /// Removes dead writers' temporary files in every file store; returns how many.
+    pub fn clean_stale_partials(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| match &e.store {
+                Store::File(f) => f.clean_stale_partials(),
+                Store::Http(_) => 0,
+            })
+            .sum()
+    }
+
+    /// The store an upload goes to: `requested` (from `X-Image-Meta-Store`) or the default.
+    pub fn for_upload(&self, requested: Option<&str>) -> Result<(&str, &FileStore), StoreError> {
+        let id = requested.unwrap_or(&self.default_id);
+        let entry = self
+            .entry(id)
+            .ok_or_else(|| StoreError::UnknownStore(id.to_string()))?;
+        match &entry.store {
+            Store::File(f) => Ok((entry.id.as_str(), f)),
+            Store::Http(_) => Err(StoreError::ReadOnly(entry.id.clone())),
+        }
+    }
+
+    /// Streams an upload into the chosen store (see [`FileStore::add`]).
+    pub async fn add<S>(
+        &self,
+        requested: Option<&str>,
+        image_id: &str,
+        data: S,
+        limits: &WriteLimits,
+        algo: HashAlgo,
+    ) -> Result<Added, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, StoreError>> + Unpin,
+    {
+        let (id, store) = self.for_upload(requested)?;
+        let written = store.add(image_id, data, limits, algo).await?;
+        Ok(Added {
+            store_id: id.to_string(),
+            written,
+        })
+    }
+
+    /// The store that reads `url`: the one its `store` metadata names, else the first whose
+    /// scheme (and, for files, datadir) matches.
+    pub fn reader_for(
+        &self,
+        url: &str,
+        store_hint: Option<&str>,
+    ) -> Result<&StoreEntry, StoreError> {
+        if let Some(id) = store_hint
+            && let Some(e) = self.entry(id)
+        {
+            return Ok(e);
+        }
+        if let Some(path) = file_path(url) {
+            return self
+                .entries
+                .iter()
+                .find(|e| matches!(&e.store, Store::File(f) if f.contains(path)))
+                .ok_or_else(|| {
+                    StoreError::BadLocation(format!(
+                        "location {url} is not inside any configured file store's datadir"
+                    ))
+                });
+        }
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        if matches!(scheme, "http" | "https") {
+            return self
+                .entries
+                .iter()
+                .find(|e| matches!(e.store, Store::Http(_)))
+                .ok_or_else(|| {
+                    StoreError::BadLocation(
+                        "no http store is enabled to read http(s) locations; add http to stores or enabled_backends"
+                            .to_string(),
+                    )
+                });
+        }
+        Err(StoreError::BadLocation(format!(
+            "no enabled store reads locations with scheme {scheme:?}"
+        )))
+    }
+
+    /// Streams the data at `url` (or the part `range` names).
+    pub async fn get(
+        &self,
+        url: &str,
+        store_hint: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> Result<Fetched, StoreError> {
+        match &self.reader_for(url, store_hint)?.store {
+            Store::File(f) => f.get(file_path(url).unwrap_or(Path::new(url)), range).await,
+            Store::Http(h) => h.get(url, range).await,
+        }
+    }
+
+    /// The size of the data at `url`.
+    pub async fn size(&self, url: &str, store_hint: Option<&str>) -> Result<u64, StoreError> {
+        match &self.reader_for(url, store_hint)?.store {
+            Store::File(f) => f.size(file_path(url).unwrap_or(Path::new(url))).await,
+            Store::Http(h) => h.size(url).await,
+        }
+    }
+
+    /// Removes the data at `url` (http locations are only forgotten, never deleted remotely).
+    pub async fn delete(&self, url: &str, store_hint: Option<&str>) -> Result<(), StoreError> {
+        match &self.reader_for(url, store_hint)?.store {
+            Store::File(f) => f.delete(file_path(url).unwrap_or(Path::new(url))).await,
+            Store::Http(_) => Ok(()),
+        }
+    }
+
+    /// Checks a location a user wants to add to an image: only http(s) URLs an enabled http
+    /// store may contact; `file://` and other local schemes are never accepted from users.
+    pub fn check_user_location(&self, url: &str) -> Result<(), StoreError> {
+        let scheme = url
+            .split_once("://")
+            .map_or("", |(s, _)| s)
+            .to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "http" | "https") {
+            return Err(StoreError::BadLocation(format!(
+                "locations with scheme {scheme:?} cannot be added; only http and https locations are accepted"
+            )));
+        }
+        match &self.reader_for(url, None)?.store {
+            Store::Http(h) => h.check_url(url).map(|_| ()),
+            Store::File(_) => Err(StoreError::BadLocation(
+                "file locations cannot be added".to_string(),
+            )),
+        }
+    }
+}
+
+/// The path of a `file://` or `filesystem://` location.
+fn file_path(url: &str) -> Option<&Path> {
+    url.strip_prefix("file://")
+        .or_else(|| url.strip_prefix("filesystem://"))
+        .filter(|p| p.starts_with('/'))
+        .map(Path::new)
+}
