@@ -15,3 +15,4 @@ mod registry_cas;
 mod registry_images;
 mod registry_list;
 mod registry_uploads;
+mod store_shared;
