@@ -8,6 +8,11 @@
 )]
 
 mod adoption;
+mod api_data;
+mod api_images;
+mod api_members;
+mod api_recovery;
+mod cloud;
 mod harness;
 mod migrations;
 mod registry_bad_input;

@@ -1,5 +1,20 @@
-//! glance-api: the public Images API v2 on port 9292 (issue #4).
-//!
-//! It will own authentication, policy, the registry client and upload/download orchestration.
-//! It never links Diesel: every metadata call goes to glance-registry over HTTP. Nothing is
-//! implemented yet; the crate exists so the workspace has its final shape.
+#![recursion_limit = "512"]
+//! glance-api: the public Images API v2 (port 9292). It authenticates, applies policy, forwards
+//! every metadata call to glance-registry over HTTP and moves image bytes between clients and
+//! the stores. It never talks SQL.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod policy;
+pub mod recovery;
+pub mod registry_client;
+pub mod routes;
+pub mod schemas;
+pub mod view;
+
+pub use app::{AppState, configure, serve};
+pub use config::ApiConfig;
+pub use error::ApiError;

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod format;
 pub mod image;
 pub mod member;
+pub mod patch;
 pub mod status;
 pub mod time;
 pub mod visibility;

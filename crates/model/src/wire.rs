@@ -422,6 +422,15 @@ pub struct LeaseList {
     pub leases: Vec<Lease>,
 }
 
+/// Response of `GET /v1/usage`: what the caller's project stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Bytes of image data the project's images hold.
+    pub size_bytes: u64,
+    /// Images the project owns.
+    pub image_count: u64,
+}
+
 /// The JSON error body both daemons send (Glance's JSON error shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -143,6 +143,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .default_service(web::to(not_allowed("POST"))),
         )
         .service(
+            web::resource("/v1/usage")
+                .route(web::get().to(images::show_usage))
+                .default_service(web::to(not_allowed("GET"))),
+        )
+        .service(
             web::resource("/v1/leases/expired")
                 .route(web::get().to(uploads::list_expired_leases))
                 .default_service(web::to(not_allowed("GET"))),

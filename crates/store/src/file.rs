@@ -252,6 +252,28 @@ impl FileStore {
         }
     }
 
+    /// Removes the temporary files of uploads of `image_id` (whose upload is known dead).
+    pub fn remove_partials_of(&self, image_id: &str) -> usize {
+        let prefix = format!(".{image_id}.");
+        let mut removed = 0;
+        for dir in self.dirs() {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&prefix)
+                    && name.ends_with(PARTIAL_SUFFIX)
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Removes temporary files older than `filesystem_store_partial_max_age` (left by a writer
     /// that died, possibly on another node sharing the directory). A live writer modifies its
     /// file with every chunk, so its file is never old enough. Returns how many were removed.

@@ -151,6 +151,18 @@ impl Stores {
             .sum()
     }
 
+    /// Removes the partial files of uploads of `image_id` in every file store (after its
+    /// upload lease expired, so no live writer owns them); returns how many.
+    pub fn remove_partials_of(&self, image_id: &str) -> usize {
+        self.entries
+            .iter()
+            .map(|e| match &e.store {
+                Store::File(f) => f.remove_partials_of(image_id),
+                Store::Http(_) => 0,
+            })
+            .sum()
+    }
+
     /// The store an upload goes to: `requested` (from `X-Image-Meta-Store`) or the default.
     pub fn for_upload(&self, requested: Option<&str>) -> Result<(&str, &FileStore), StoreError> {
         let id = requested.unwrap_or(&self.default_id);

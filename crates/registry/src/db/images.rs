@@ -9,7 +9,7 @@ use glance_model::filter::{
     ImageFilters, ListQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp, ValueMatch,
     VisibilityFilter,
 };
-use glance_model::wire::{ImageUpdate, NewImage};
+use glance_model::wire::{ImageUpdate, NewImage, Usage};
 use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location, Visibility};
 
 use super::rows::{ImageRow, LocationRow};
@@ -698,4 +698,25 @@ pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image
             )
         })
         .collect()
+}
+
+/// Bytes and images a project owns (not deleted), for `user_storage_quota`.
+pub fn usage(conn: &mut DbConnection, owner: Option<&str>) -> Result<Usage, RegistryError> {
+    let mut q = images::table
+        .filter(images::deleted.eq(false))
+        .select(images::size)
+        .into_boxed();
+    q = match owner {
+        Some(o) => q.filter(images::owner.eq(o.to_string())),
+        None => q.filter(images::owner.is_null()),
+    };
+    let sizes: Vec<Option<i64>> = q.load(conn)?;
+    Ok(Usage {
+        size_bytes: sizes
+            .iter()
+            .flatten()
+            .map(|s| u64::try_from(*s).unwrap_or(0))
+            .sum(),
+        image_count: sizes.len() as u64,
+    })
 }

@@ -116,3 +116,15 @@ pub async fn delete_tag(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// `GET /v1/usage`: bytes and images the caller's project owns.
+pub async fn show_usage(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> Result<HttpResponse, ApiError> {
+    let usage = state
+        .db
+        .run(move |c| images::usage(c, ctx.project_id.as_deref()))
+        .await?;
+    Ok(HttpResponse::Ok().json(usage))
+}

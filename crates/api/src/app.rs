@@ -1,0 +1,218 @@
+//! Wiring: the app state, the one `configure` used by `main` and by tests, and `serve`.
+//! Middleware order: request id, version prefix normalisation, access log, routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Logger, Next, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, error, web};
+use glance_store::Stores;
+
+use crate::config::ApiConfig;
+use crate::error::error_response;
+use crate::registry_client::RegistryClient;
+use crate::routes::{data, health, images, info, members, versions};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+    /// The registry client (keep-alive pool).
+    pub registry: RegistryClient,
+    /// The image stores.
+    pub stores: Arc<Stores>,
+}
+
+/// Longest request id accepted from a caller (Glance: `max_request_id_length` = 64).
+const MAX_REQUEST_ID: usize = 64;
+
+async fn request_id(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, error::Error> {
+    let header = HeaderName::from_static(glance_model::wire::HEADER_REQUEST_ID);
+    let id = req
+        .headers()
+        .get(&header)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    let value = HeaderValue::from_str(&id).map_err(error::ErrorBadRequest)?;
+    req.headers_mut().insert(header.clone(), value.clone());
+    let mut res = next.call(req).await?;
+    res.headers_mut().insert(header, value);
+    Ok(res)
+}
+
+/// Rewrites `/v2.N/...` to `/v2/...` for the versions Glance serves, so one route table
+/// answers every prefix; other prefixes fall through to the versions document.
+async fn version_prefix(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, error::Error> {
+    let path = req.path();
+    if let Some(rest) = path.strip_prefix("/v2.") {
+        let (minor, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let multi = req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|s| s.stores.multi_store());
+        if versions::minor_supported(minor, multi) {
+            let query = req.query_string();
+            let new = if query.is_empty() {
+                format!("/v2{tail}")
+            } else {
+                format!("/v2{tail}?{query}")
+            };
+            if let Ok(uri) = new.parse::<actix_web::http::Uri>() {
+                req.head_mut().uri = uri.clone();
+                req.match_info_mut().get_mut().update(&uri);
+            }
+        }
+    }
+    next.call(req).await
+}
+
+fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
+    move || {
+        let mut res = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("The method is not allowed for this resource; allowed: {allow}"),
+        );
+        if let Ok(v) = HeaderValue::from_str(allow) {
+            res.headers_mut().insert(actix_web::http::header::ALLOW, v);
+        }
+        std::future::ready(res)
+    }
+}
+
+/// Registers every route and the JSON error handlers.
+pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
+    let json = web::JsonConfig::default()
+        .limit(1 << 20)
+        .content_type_required(false)
+        .error_handler(|err, _| {
+            let msg = format!("Malformed JSON in request body: {err}");
+            error::InternalError::from_response(err, error_response(StatusCode::BAD_REQUEST, msg))
+                .into()
+        });
+    let path = web::PathConfig::default().error_handler(|err, _| {
+        let msg = format!("Invalid path: {err}");
+        error::InternalError::from_response(err, error_response(StatusCode::NOT_FOUND, msg)).into()
+    });
+    cfg.app_data(web::Data::new(state))
+        .app_data(json)
+        .app_data(path)
+        .service(
+            web::resource("/")
+                .route(web::get().to(versions::versions_multiple_choices))
+                .default_service(web::to(not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/versions")
+                .route(web::get().to(versions::list_versions))
+                .default_service(web::to(not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/healthcheck")
+                .route(web::get().to(health::healthcheck))
+                .route(web::head().to(health::healthcheck))
+                .default_service(web::to(not_allowed("GET, HEAD"))),
+        )
+        .service(
+            web::scope("/v2")
+                .service(
+                    web::resource("/images")
+                        .route(web::get().to(images::list_images))
+                        .route(web::post().to(images::create_image))
+                        .default_service(web::to(not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/images/{id}")
+                        .route(web::get().to(images::show_image))
+                        .route(web::patch().to(images::update_image))
+                        .route(web::delete().to(images::delete_image))
+                        .default_service(web::to(not_allowed("GET, PATCH, DELETE"))),
+                )
+                .service(
+                    web::resource("/images/{id}/file")
+                        .route(web::put().to(data::upload_image_data))
+                        .route(web::get().to(data::download_image_data))
+                        .default_service(web::to(not_allowed("GET, PUT"))),
+                )
+                .service(
+                    web::resource("/images/{id}/actions/{action}")
+                        .route(web::post().to(images::image_action))
+                        .default_service(web::to(not_allowed("POST"))),
+                )
+                .service(
+                    web::resource("/images/{id}/tags/{tag}")
+                        .route(web::put().to(images::add_tag))
+                        .route(web::delete().to(images::delete_tag))
+                        .default_service(web::to(not_allowed("PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/images/{id}/members")
+                        .route(web::get().to(members::list_members))
+                        .route(web::post().to(members::create_member))
+                        .default_service(web::to(not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/images/{id}/members/{member}")
+                        .route(web::get().to(members::show_member))
+                        .route(web::put().to(members::update_member))
+                        .route(web::delete().to(members::delete_member))
+                        .default_service(web::to(not_allowed("GET, PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/schemas/{name}")
+                        .route(web::get().to(info::show_schema))
+                        .default_service(web::to(not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/info/import")
+                        .route(web::get().to(info::import_info))
+                        .default_service(web::to(not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/info/stores")
+                        .route(web::get().to(info::stores_info))
+                        .default_service(web::to(not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/info/usage")
+                        .route(web::get().to(info::usage_info))
+                        .default_service(web::to(not_allowed("GET"))),
+                )
+                .default_service(web::to(|| async {
+                    error_response(StatusCode::NOT_FOUND, "The resource could not be found.")
+                })),
+        )
+        // Any other version prefix or path: Glance answers with the versions document.
+        .default_service(web::to(versions::versions_multiple_choices));
+}
+
+/// Serves glance-api on an already-bound listener until it is stopped.
+pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let workers = state.config.workers;
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .wrap(
+                Logger::new("%{x-openstack-request-id}o \"%r\" %s %b %Dms")
+                    .log_target("glance_api::access"),
+            )
+            .wrap(from_fn(version_prefix))
+            .wrap(from_fn(request_id))
+            .configure(move |cfg| configure(cfg, state))
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,277 @@
+//! glance-api's configuration: `glance-api.conf` with Glance's section and option names.
+
+use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
+use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
+use glance_store::{HashAlgo, StoresConfig};
+
+/// How callers are identified (`[paste_deploy] flavor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No flavor: every request is an unauthenticated admin, exactly as Glance.
+    None,
+    /// `trusted-auth`: identity from `X-User-Id`, `X-Project-Id`/`X-Tenant-Id` and `X-Roles`
+    /// headers set by a trusted front end (Glance's trusted-auth pipeline).
+    TrustedHeaders,
+}
+
+/// glance-api's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub bind_host: String,
+    /// Port (9292).
+    pub bind_port: u16,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Base URL of glance-registry (from `registry_host`, `registry_port`).
+    pub registry_url: String,
+    /// `[paste_deploy] flavor`.
+    pub auth: AuthMode,
+    /// `image_size_cap` in bytes (Glance: 1 TiB).
+    pub image_size_cap: u64,
+    /// `user_storage_quota` in bytes; 0 = unlimited.
+    pub user_storage_quota: u64,
+    /// `hashing_algorithm`.
+    pub hashing_algorithm: HashAlgo,
+    /// `show_image_direct_url`.
+    pub show_image_direct_url: bool,
+    /// `limit_param_default`.
+    pub limit_param_default: u32,
+    /// `api_limit_max`.
+    pub api_limit_max: u32,
+    /// `[image_format] disk_formats`.
+    pub disk_formats: Vec<String>,
+    /// `[image_format] container_formats`.
+    pub container_formats: Vec<String>,
+    /// `public_endpoint`: base URL in links and the versions document.
+    pub public_endpoint: Option<String>,
+    /// `upload_lease_ttl` (ours, seconds): how long an upload's lease lives without a
+    /// heartbeat; after that another node may return the image to `queued`.
+    pub upload_lease_ttl_secs: u32,
+    /// `node_id` (ours): this node's name in upload leases (default host:port).
+    pub node_id: String,
+    /// `debug`.
+    pub debug: bool,
+    /// Stores.
+    pub stores: StoresConfig,
+    /// Options found in the files that this daemon does not implement.
+    pub ignored_options: Vec<String>,
+}
+
+/// Options this daemon reads outside the store sections.
+pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
+    ("DEFAULT", "bind_host"),
+    ("DEFAULT", "bind_port"),
+    ("DEFAULT", "workers"),
+    ("DEFAULT", "debug"),
+    ("DEFAULT", "registry_host"),
+    ("DEFAULT", "registry_port"),
+    ("DEFAULT", "image_size_cap"),
+    ("DEFAULT", "user_storage_quota"),
+    ("DEFAULT", "hashing_algorithm"),
+    ("DEFAULT", "show_image_direct_url"),
+    ("DEFAULT", "limit_param_default"),
+    ("DEFAULT", "api_limit_max"),
+    ("DEFAULT", "public_endpoint"),
+    ("DEFAULT", "upload_lease_ttl"),
+    ("DEFAULT", "node_id"),
+    ("DEFAULT", "enabled_backends"),
+    ("paste_deploy", "flavor"),
+    ("image_format", "disk_formats"),
+    ("image_format", "container_formats"),
+];
+
+/// Parses a size as Glance writes it: bytes, or a number with B, KB, MB, GB or TB (powers of 1024).
+pub fn parse_size(raw: &str) -> Result<u64, String> {
+    let s = raw.trim().to_ascii_uppercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| "expected a size such as 1073741824, 10GB or 500MB".to_string())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}; use B, KB, MB, GB or TB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| "size is too large".to_string())
+}
+
+impl ApiConfig {
+    /// Builds the config from files, with Glance's defaults for anything unset.
+    pub fn from_ini(ini: &IniSet) -> Result<Self, ConfigError> {
+        let auth = match ini.get("paste_deploy", "flavor").map(str::trim) {
+            None | Some("") => AuthMode::None,
+            Some("trusted-auth") => AuthMode::TrustedHeaders,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "[paste_deploy] flavor = {other} is not supported by this glance-api yet; \
+                     use trusted-auth or leave it unset"
+                )));
+            }
+        };
+        let bind_host = ini.get("DEFAULT", "bind_host").map_or_else(
+            // Without authentication every caller is admin: stay on loopback unless told.
+            || {
+                if auth == AuthMode::None {
+                    "127.0.0.1".to_string()
+                } else {
+                    "0.0.0.0".to_string()
+                }
+            },
+            str::to_string,
+        );
+        let bind_port = ini
+            .parse("DEFAULT", "bind_port", |s| {
+                s.parse::<u16>()
+                    .map_err(|_| "expected a port number 0-65535".to_string())
+            })?
+            .unwrap_or(9292);
+        let registry_host = ini.get("DEFAULT", "registry_host").unwrap_or("127.0.0.1");
+        let registry_host = if registry_host == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            registry_host
+        };
+        let registry_port = ini
+            .parse("DEFAULT", "registry_port", |s| {
+                s.parse::<u16>()
+                    .map_err(|_| "expected a port number 0-65535".to_string())
+            })?
+            .unwrap_or(9191);
+        let formats = |opt: &str, default: &[&str]| -> Vec<String> {
+            ini.get("image_format", opt).map_or_else(
+                || default.iter().map(|s| (*s).to_string()).collect(),
+                parse_list,
+            )
+        };
+        let stores = StoresConfig::from_ini(ini)?;
+        let mut sections: Vec<String> = stores.sections();
+        sections.extend(
+            [
+                "keystone_authtoken",
+                "oslo_policy",
+                "profiler",
+                "oslo_messaging_notifications",
+                "taskflow_executor",
+                "oslo_middleware",
+                "cors",
+                "wsgi",
+                "import_filtering_opts",
+            ]
+            .map(String::from),
+        );
+        let section_refs: Vec<&str> = sections.iter().map(String::as_str).collect();
+        Ok(Self {
+            bind_host,
+            bind_port,
+            workers: ini
+                .parse("DEFAULT", "workers", parse_u32_in(1, 256))?
+                .map_or_else(
+                    || std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+                    |w| w as usize,
+                ),
+            registry_url: format!("http://{registry_host}:{registry_port}"),
+            auth,
+            image_size_cap: ini
+                .parse("DEFAULT", "image_size_cap", parse_size)?
+                .unwrap_or(1 << 40),
+            user_storage_quota: ini
+                .parse("DEFAULT", "user_storage_quota", parse_size)?
+                .unwrap_or(0),
+            hashing_algorithm: ini
+                .parse("DEFAULT", "hashing_algorithm", HashAlgo::parse)?
+                .unwrap_or_default(),
+            show_image_direct_url: ini
+                .parse("DEFAULT", "show_image_direct_url", parse_bool)?
+                .unwrap_or(false),
+            limit_param_default: ini
+                .parse("DEFAULT", "limit_param_default", parse_u32_in(1, 100_000))?
+                .unwrap_or(25),
+            api_limit_max: ini
+                .parse("DEFAULT", "api_limit_max", parse_u32_in(1, 100_000))?
+                .unwrap_or(1000),
+            disk_formats: formats("disk_formats", DEFAULT_DISK_FORMATS),
+            container_formats: formats("container_formats", DEFAULT_CONTAINER_FORMATS),
+            public_endpoint: ini
+                .get("DEFAULT", "public_endpoint")
+                .map(|s| s.trim_end_matches('/').to_string()),
+            upload_lease_ttl_secs: ini
+                .parse("DEFAULT", "upload_lease_ttl", parse_u32_in(2, 86_400))?
+                .unwrap_or(60),
+            node_id: ini
+                .get("DEFAULT", "node_id")
+                .map_or_else(|| default_node_id(bind_port), str::to_string),
+            debug: ini.parse("DEFAULT", "debug", parse_bool)?.unwrap_or(false),
+            ignored_options: ini.unknown(KNOWN_OPTIONS, &section_refs),
+            stores,
+        })
+    }
+}
+
+fn default_node_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "glance-api".to_string());
+    format!("{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(text: &str) -> Result<ApiConfig, ConfigError> {
+        let mut ini = IniSet::default();
+        ini.merge(Path::new("glance-api.conf"), text)?;
+        ApiConfig::from_ini(&ini)
+    }
+
+    #[test]
+    fn defaults_are_glances() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert_eq!(c.bind_port, 9292);
+        assert_eq!(c.bind_host, "127.0.0.1");
+        assert_eq!(c.registry_url, "http://127.0.0.1:9191");
+        assert_eq!(c.image_size_cap, 1 << 40);
+        assert_eq!(c.user_storage_quota, 0);
+        assert_eq!(c.limit_param_default, 25);
+        assert_eq!(c.hashing_algorithm, HashAlgo::Sha512);
+        assert!(c.disk_formats.contains(&"qcow2".to_string()));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("10GB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("5 mb").unwrap(), 5 << 20);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3PB").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let err = cfg("[DEFAULT]\nimage_size_cap = huge\n").unwrap_err().0;
+        assert!(err.contains("[DEFAULT] image_size_cap"), "{err}");
+        let err = cfg("[DEFAULT]\nhashing_algorithm = crc32\n").unwrap_err().0;
+        assert!(err.contains("hashing_algorithm"), "{err}");
+        let err = cfg("[paste_deploy]\nflavor = saml\n").unwrap_err().0;
+        assert!(err.contains("flavor"), "{err}");
+    }
+
+    #[test]
+    fn trusted_auth_binds_everywhere_and_registry_options_are_read() {
+        let c = cfg("[DEFAULT]\nregistry_host = 10.0.0.5\nregistry_port = 9999\n[paste_deploy]\nflavor = trusted-auth\n").unwrap();
+        assert_eq!(c.auth, AuthMode::TrustedHeaders);
+        assert_eq!(c.bind_host, "0.0.0.0");
+        assert_eq!(c.registry_url, "http://10.0.0.5:9999");
+    }
+}

@@ -1,0 +1,134 @@
+//! glance-api's one error type: every failure, its kind, and the JSON body clients get.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use glance_model::wire::ErrorBody;
+use glance_model::{ErrorKind, ModelError};
+use glance_store::StoreError;
+
+/// Everything that can go wrong in glance-api.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A rule of the model or of the API was broken.
+    #[error(transparent)]
+    Rule(#[from] ModelError),
+    /// A store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// glance-registry refused the call (its kind and message are relayed).
+    #[error("{message}")]
+    Registry {
+        /// The kind the registry's status maps to.
+        kind: ErrorKind,
+        /// A message for the client.
+        message: String,
+    },
+    /// glance-registry could not be reached or answered nonsense.
+    #[error("the image registry is unavailable: {0}")]
+    RegistryUnavailable(String),
+    /// Start-up failed (config, bind).
+    #[error("{0}")]
+    Startup(String),
+    /// A configuration file holds a bad value.
+    #[error(transparent)]
+    Config(#[from] glance_config::ConfigError),
+}
+
+impl ApiError {
+    /// An error of the given kind.
+    pub fn rule(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::Rule(ModelError::new(kind, message))
+    }
+
+    /// A 400-kind error.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::rule(ErrorKind::BadRequest, message)
+    }
+
+    /// A 403-kind error.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::rule(ErrorKind::Forbidden, message)
+    }
+
+    /// A 404-kind error.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::rule(ErrorKind::NotFound, message)
+    }
+
+    /// A 409-kind error.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::rule(ErrorKind::Conflict, message)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Rule(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+            Self::Registry { kind, .. } => *kind,
+            Self::RegistryUnavailable(_) => ErrorKind::Unavailable,
+            Self::Startup(_) | Self::Config(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The HTTP status of an error kind.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A JSON error response in Glance's JSON error shape.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error").to_string();
+    HttpResponse::build(status).json(ErrorBody {
+        message: message.into(),
+        code: format!("{} {title}", status.as_u16()),
+        title,
+    })
+}
+
+/// The cause chain of an error, joined for one log line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        status_of(self.kind())
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            log::error!("request failed: {}", chain(self));
+            "glance-api hit an internal error; see its log".to_string()
+        } else {
+            if status.is_server_error() {
+                log::warn!("request failed: {}", chain(self));
+            } else {
+                log::debug!("request refused: {self}");
+            }
+            self.to_string()
+        };
+        error_response(status, message)
+    }
+}

@@ -1,0 +1,347 @@
+//! The only code that knows glance-registry's URLs: a keep-alive HTTP client that forwards the
+//! caller's context and request id on every call and maps registry answers back to error kinds
+//! (it never relays a registry body verbatim unless it is a rule message meant for clients).
+
+use std::time::Duration;
+
+use glance_model::wire::{
+    ErrorBody, HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
+    ImageList, ImageUpdate, Lease, LeaseList, LeaseRequest, LeaseToken, MemberList, MemberUpdate,
+    NewImage, NewMember, UploadComplete, Usage,
+};
+use glance_model::{Context, ErrorKind, Image, ImageId, Member};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A client of one glance-registry.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+fn kind_of(status: StatusCode) -> ErrorKind {
+    match status.as_u16() {
+        400 => ErrorKind::BadRequest,
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        410 => ErrorKind::Gone,
+        413 => ErrorKind::TooLarge,
+        _ => ErrorKind::Unavailable,
+    }
+}
+
+impl RegistryClient {
+    /// A client for the registry at `base` (e.g. `http://127.0.0.1:9191`).
+    pub fn new(base: &str) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ApiError::Startup(format!("registry client: {e}")))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The registry's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<T>, ApiError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(HEADER_REQUEST_ID, &ctx.request_id)
+            .header(HEADER_IS_ADMIN, if ctx.is_admin { "true" } else { "false" });
+        if let Some(u) = &ctx.user_id {
+            req = req.header(HEADER_USER_ID, u);
+        }
+        if let Some(p) = &ctx.project_id {
+            req = req.header(HEADER_PROJECT_ID, p);
+        }
+        if !ctx.roles.is_empty() {
+            req = req.header(HEADER_ROLES, ctx.roles.join(","));
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::RegistryUnavailable(crate::error::chain(&e)))?;
+        let status = resp.status();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        if status.is_success() {
+            return resp.json::<T>().await.map(Some).map_err(|e| {
+                ApiError::RegistryUnavailable(format!("unreadable registry answer: {e}"))
+            });
+        }
+        let kind = kind_of(status);
+        let message = resp
+            .json::<ErrorBody>()
+            .await
+            .map(|b| b.message)
+            .unwrap_or_else(|_| format!("registry answered {status}"));
+        if kind == ErrorKind::Unavailable {
+            return Err(ApiError::RegistryUnavailable(message));
+        }
+        Err(ApiError::Registry { kind, message })
+    }
+
+    async fn expect<B: Serialize, T: DeserializeOwned>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        self.call(ctx, method, path, body)
+            .await?
+            .ok_or_else(|| ApiError::RegistryUnavailable("empty registry answer".to_string()))
+    }
+
+    async fn no_content<B: Serialize>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), ApiError> {
+        self.call::<B, serde_json::Value>(ctx, method, path, body)
+            .await
+            .map(|_| ())
+    }
+
+    /// One page of images; `query` is the list query string as Glance's API takes it.
+    pub async fn list_images(&self, ctx: &Context, query: &str) -> Result<Vec<Image>, ApiError> {
+        let path = if query.is_empty() {
+            "/v1/images".to_string()
+        } else {
+            format!("/v1/images?{query}")
+        };
+        let list: ImageList = self.expect::<(), _>(ctx, Method::GET, &path, None).await?;
+        Ok(list.images)
+    }
+
+    /// One image the caller may see.
+    pub async fn get_image(&self, ctx: &Context, id: &ImageId) -> Result<Image, ApiError> {
+        self.expect::<(), _>(ctx, Method::GET, &format!("/v1/images/{id}"), None)
+            .await
+    }
+
+    /// Creates an image.
+    pub async fn create_image(&self, ctx: &Context, new: &NewImage) -> Result<Image, ApiError> {
+        self.expect(ctx, Method::POST, "/v1/images", Some(new))
+            .await
+    }
+
+    /// Updates an image (compare-and-swap when `from_state` is set).
+    pub async fn update_image(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        update: &ImageUpdate,
+    ) -> Result<Image, ApiError> {
+        self.expect(
+            ctx,
+            Method::PATCH,
+            &format!("/v1/images/{id}"),
+            Some(update),
+        )
+        .await
+    }
+
+    /// Soft-deletes an image (and its children).
+    pub async fn delete_image(&self, ctx: &Context, id: &ImageId) -> Result<(), ApiError> {
+        self.no_content::<()>(ctx, Method::DELETE, &format!("/v1/images/{id}"), None)
+            .await
+    }
+
+    /// Adds a tag (idempotent).
+    pub async fn add_tag(&self, ctx: &Context, id: &ImageId, tag: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/images/{id}/tags/{}", encode(tag));
+        self.no_content::<()>(ctx, Method::PUT, &path, None).await
+    }
+
+    /// Removes a tag (404 when absent).
+    pub async fn delete_tag(&self, ctx: &Context, id: &ImageId, tag: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/images/{id}/tags/{}", encode(tag));
+        self.no_content::<()>(ctx, Method::DELETE, &path, None)
+            .await
+    }
+
+    /// The image's members the caller may see.
+    pub async fn list_members(&self, ctx: &Context, id: &ImageId) -> Result<Vec<Member>, ApiError> {
+        let list: MemberList = self
+            .expect::<(), _>(ctx, Method::GET, &format!("/v1/images/{id}/members"), None)
+            .await?;
+        Ok(list.members)
+    }
+
+    /// Shares the image with a project.
+    pub async fn add_member(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        member: &str,
+    ) -> Result<Member, ApiError> {
+        let body = NewMember {
+            member: member.to_string(),
+        };
+        self.expect(
+            ctx,
+            Method::POST,
+            &format!("/v1/images/{id}/members"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// One membership.
+    pub async fn get_member(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        member: &str,
+    ) -> Result<Member, ApiError> {
+        let path = format!("/v1/images/{id}/members/{}", encode(member));
+        self.expect::<(), _>(ctx, Method::GET, &path, None).await
+    }
+
+    /// Sets a membership's status.
+    pub async fn update_member(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        member: &str,
+        update: &MemberUpdate,
+    ) -> Result<Member, ApiError> {
+        let path = format!("/v1/images/{id}/members/{}", encode(member));
+        self.expect(ctx, Method::PUT, &path, Some(update)).await
+    }
+
+    /// Removes a membership.
+    pub async fn delete_member(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        member: &str,
+    ) -> Result<(), ApiError> {
+        let path = format!("/v1/images/{id}/members/{}", encode(member));
+        self.no_content::<()>(ctx, Method::DELETE, &path, None)
+            .await
+    }
+
+    /// `queued → saving` and an upload lease for this node.
+    pub async fn start_upload(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        req: &LeaseRequest,
+    ) -> Result<Lease, ApiError> {
+        self.expect(
+            ctx,
+            Method::POST,
+            &format!("/v1/images/{id}/upload"),
+            Some(req),
+        )
+        .await
+    }
+
+    /// Renews an upload lease.
+    pub async fn renew_upload(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        token: &LeaseToken,
+    ) -> Result<Lease, ApiError> {
+        self.expect(
+            ctx,
+            Method::PUT,
+            &format!("/v1/images/{id}/upload"),
+            Some(token),
+        )
+        .await
+    }
+
+    /// Records the stored data and makes the image active.
+    pub async fn complete_upload(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        done: &UploadComplete,
+    ) -> Result<Image, ApiError> {
+        let path = format!("/v1/images/{id}/upload/complete");
+        self.expect(ctx, Method::POST, &path, Some(done)).await
+    }
+
+    /// Returns the image to `queued` after a failed upload.
+    pub async fn abort_upload(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        token: &LeaseToken,
+    ) -> Result<Image, ApiError> {
+        let path = format!("/v1/images/{id}/upload/abort");
+        self.expect(ctx, Method::POST, &path, Some(token)).await
+    }
+
+    /// Returns an image whose upload lease expired to `queued`.
+    pub async fn recover_upload(&self, ctx: &Context, id: &ImageId) -> Result<Image, ApiError> {
+        let path = format!("/v1/images/{id}/upload/recover");
+        self.expect::<(), _>(ctx, Method::POST, &path, None).await
+    }
+
+    /// Uploads whose node stopped renewing.
+    pub async fn expired_leases(&self, ctx: &Context) -> Result<Vec<Lease>, ApiError> {
+        let list: LeaseList = self
+            .expect::<(), _>(ctx, Method::GET, "/v1/leases/expired", None)
+            .await?;
+        Ok(list.leases)
+    }
+
+    /// Bytes of image data the caller's project stores.
+    pub async fn storage_used(&self, ctx: &Context) -> Result<u64, ApiError> {
+        let u: Usage = self
+            .expect::<(), _>(ctx, Method::GET, "/v1/usage", None)
+            .await?;
+        Ok(u.size_bytes)
+    }
+
+    /// Whether the registry (and its database) answers its health check.
+    pub async fn healthy(&self) -> Result<(), String> {
+        let resp = self
+            .http
+            .get(format!("{}/healthcheck", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("registry unreachable: {e}"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("registry answered {}", resp.status()))
+        }
+    }
+}
+
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

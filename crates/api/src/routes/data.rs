@@ -1,0 +1,429 @@
+//! Image data: `PUT /v2/images/{id}/file` streams into a store, `GET` streams back out.
+//!
+//! Upload: checks first (media type, status, formats, caps), then `queued → saving` by
+//! compare-and-swap with an upload lease that a background task renews, then the body streams
+//! through the store's one-pass pipeline, then the registry records it and makes the image
+//! `active`. Any failure — including the client hanging up, which drops this handler — removes
+//! the partial data (the store's guard) and returns the image to `queued` (this module's guard).
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use glance_model::wire::{LeaseRequest, LeaseToken, NewLocation, UploadComplete};
+use glance_model::{Context, ErrorKind, ImageId, ImageStatus};
+use glance_store::{ByteRange, StoreError, WriteLimits};
+use serde_json::json;
+
+use super::image_id;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::{policy, view};
+
+/// Returns the image to `queued` unless the upload finished (or the image went away); runs on
+/// drop so a cancelled handler (client disconnect) still cleans up.
+struct UploadGuard {
+    state: AppState,
+    ctx: Context,
+    id: ImageId,
+    token: String,
+    settled: bool,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl UploadGuard {
+    async fn abort(&mut self) {
+        self.settled = true;
+        let token = LeaseToken {
+            token: self.token.clone(),
+            ttl_secs: None,
+        };
+        if let Err(e) = self
+            .state
+            .registry
+            .abort_upload(&self.ctx, &self.id, &token)
+            .await
+        {
+            log::warn!(
+                "image {}: could not return it to queued after a failed upload: {e}",
+                self.id
+            );
+        }
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        if !self.settled {
+            let state = self.state.clone();
+            let ctx = self.ctx.clone();
+            let id = self.id;
+            let token = LeaseToken {
+                token: self.token.clone(),
+                ttl_secs: None,
+            };
+            log::warn!("image {id}: upload interrupted; returning the image to queued");
+            actix_web::rt::spawn(async move {
+                if let Err(e) = state.registry.abort_upload(&ctx, &id, &token).await {
+                    log::warn!("image {id}: could not return it to queued: {e}");
+                }
+            });
+        }
+    }
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// `PUT /v2/images/{id}/file`
+pub async fn upload_image_data(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = image_id(&id)?;
+    let ct = header(&req, "content-type").unwrap_or("");
+    if ct.split(';').next().map(str::trim) != Some("application/octet-stream") {
+        return Err(ApiError::rule(
+            ErrorKind::UnsupportedMediaType,
+            format!("Image data must be sent as application/octet-stream, not {ct:?}"),
+        ));
+    }
+    let image = state.registry.get_image(&ctx, &id).await?;
+    policy::modify(&ctx, &image, "upload data to")?;
+    if image.status != ImageStatus::Queued {
+        return Err(ApiError::conflict(format!(
+            "Image {id} is {}; data can only be uploaded to a queued image",
+            image.status.as_str()
+        )));
+    }
+    if image.disk_format.is_none() || image.container_format.is_none() {
+        return Err(ApiError::bad_request(
+            "Properties disk_format and container_format must be set prior to saving data.",
+        ));
+    }
+    let declared = match header(&req, "x-openstack-image-size").or(header(&req, "content-length")) {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "Invalid image size {v:?}: expected a number of bytes"
+            ))
+        })?),
+    };
+    let requested_store = if state.stores.multi_store() {
+        header(&req, "x-image-meta-store").map(str::to_string)
+    } else {
+        None
+    };
+    state.stores.for_upload(requested_store.as_deref())?;
+    let cap = upload_cap(&state, &ctx).await?;
+    if let Some(d) = declared
+        && d > cap.0
+    {
+        return Err(ApiError::rule(
+            ErrorKind::TooLarge,
+            format!(
+                "Image of {d} bytes exceeds {}: at most {} bytes",
+                cap.1, cap.0
+            ),
+        ));
+    }
+    // A zero Content-Length on a chunked request means "unknown"; only trust a length header
+    // when the client did not stream.
+    let declared = declared.filter(|_| header(&req, "transfer-encoding").is_none());
+
+    let ttl = state.config.upload_lease_ttl_secs;
+    let lease = state
+        .registry
+        .start_upload(
+            &ctx,
+            &id,
+            &LeaseRequest {
+                node: state.config.node_id.clone(),
+                ttl_secs: ttl,
+            },
+        )
+        .await?;
+    let mut guard = UploadGuard {
+        state: state.get_ref().clone(),
+        ctx: ctx.clone(),
+        id,
+        token: lease.token.clone(),
+        settled: false,
+        heartbeat: Some(spawn_heartbeat(
+            state.get_ref().clone(),
+            ctx.clone(),
+            id,
+            lease.token.clone(),
+            ttl,
+        )),
+    };
+    let stream = payload.map(|r| r.map_err(|e| StoreError::Source(e.to_string())));
+    let limits = WriteLimits {
+        cap: Some(cap),
+        declared_size: declared,
+    };
+    let added = match state
+        .stores
+        .add(
+            requested_store.as_deref(),
+            &id.to_string(),
+            stream,
+            &limits,
+            state.config.hashing_algorithm,
+        )
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            guard.abort().await;
+            return Err(e.into());
+        }
+    };
+    let metadata = if state.stores.multi_store() {
+        json!({"store": added.store_id})
+    } else {
+        json!({})
+    };
+    let done = UploadComplete {
+        token: lease.token.clone(),
+        size: i64::try_from(added.written.size_bytes).unwrap_or(i64::MAX),
+        checksum: added.written.checksum.clone(),
+        os_hash_algo: added.written.os_hash_algo.clone(),
+        os_hash_value: added.written.os_hash_value.clone(),
+        location: NewLocation {
+            url: added.written.location.clone(),
+            metadata,
+        },
+    };
+    match state.registry.complete_upload(&ctx, &id, &done).await {
+        Ok(_) => {
+            guard.settled = true;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(e) => {
+            remove_data(&state, &added.written.location, Some(&added.store_id)).await;
+            if matches!(e.kind(), ErrorKind::Gone | ErrorKind::NotFound) {
+                guard.settled = true;
+                return Err(ApiError::rule(
+                    ErrorKind::Gone,
+                    format!(
+                        "Image {id} was deleted during the upload; the uploaded data was removed"
+                    ),
+                ));
+            }
+            guard.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn remove_data(state: &AppState, url: &str, store: Option<&str>) {
+    if let Err(e) = state.stores.delete(url, store).await {
+        log::warn!("could not remove data at {url}: {e}");
+    }
+}
+
+/// The most bytes this upload may hold, and why: `image_size_cap`, or what is left of the
+/// project's `user_storage_quota`.
+async fn upload_cap(state: &AppState, ctx: &Context) -> Result<(u64, String), ApiError> {
+    let mut cap = (
+        state.config.image_size_cap,
+        format!("image_size_cap of {} bytes", state.config.image_size_cap),
+    );
+    let quota = state.config.user_storage_quota;
+    if quota > 0 {
+        let used = state.registry.storage_used(ctx).await?;
+        let left = quota.saturating_sub(used);
+        if left < cap.0 {
+            cap = (
+                left,
+                format!("user_storage_quota of {quota} bytes ({used} bytes already used)"),
+            );
+        }
+    }
+    Ok(cap)
+}
+
+fn spawn_heartbeat(
+    state: AppState,
+    ctx: Context,
+    id: ImageId,
+    token: String,
+    ttl: u32,
+) -> tokio::task::JoinHandle<()> {
+    let every = std::time::Duration::from_millis(u64::from(ttl) * 1000 / 3);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let t = LeaseToken {
+                token: token.clone(),
+                ttl_secs: Some(ttl),
+            };
+            if let Err(e) = state.registry.renew_upload(&ctx, &id, &t).await {
+                log::warn!("image {id}: upload lease renewal failed: {e}");
+                if matches!(e.kind(), ErrorKind::Gone | ErrorKind::NotFound) {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Parses a single `Range: bytes=...` against `size`: `Ok(None)` for no header.
+pub fn parse_range(raw: Option<&str>, size: u64) -> Result<Option<ByteRange>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let unsatisfiable = || {
+        ApiError::rule(
+            ErrorKind::RangeNotSatisfiable,
+            format!("Requested range {raw:?} cannot be satisfied for an image of {size} bytes"),
+        )
+    };
+    let spec = raw
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(unsatisfiable)?;
+    if spec.contains(',') {
+        return Err(ApiError::bad_request(
+            "Multiple ranges are not supported; ask for one range",
+        ));
+    }
+    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| s.parse::<u64>().map_err(|_| unsatisfiable());
+    let (offset, end) = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Err(unsatisfiable()),
+        (true, false) => {
+            let n = num(b)?;
+            if n == 0 || size == 0 {
+                return Err(unsatisfiable());
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (false, true) => (num(a)?, size.saturating_sub(1)),
+        (false, false) => {
+            let (a, b) = (num(a)?, num(b)?);
+            if b < a {
+                return Err(unsatisfiable());
+            }
+            (a, b.min(size.saturating_sub(1)))
+        }
+    };
+    if offset >= size {
+        return Err(unsatisfiable());
+    }
+    Ok(Some(ByteRange {
+        offset,
+        length: Some(end - offset + 1),
+    }))
+}
+
+/// `GET /v2/images/{id}/file`
+pub async fn download_image_data(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = image_id(&id)?;
+    let image = state.registry.get_image(&ctx, &id).await?;
+    policy::download(&ctx, &image)?;
+    if image.status == ImageStatus::Deactivated && !ctx.is_admin {
+        return Err(ApiError::forbidden(
+            "The requested image has been deactivated. Image data download is prohibited.",
+        ));
+    }
+    let locations = view::sorted_locations(&state, &image);
+    if locations.is_empty() {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    let size = image.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    let range = parse_range(header(&req, "range"), size)?;
+    let mut last_err: Option<ApiError> = None;
+    for (url, store) in locations {
+        match state.stores.get(url, store, range).await {
+            Ok(fetched) => {
+                let total = fetched.total_size.unwrap_or(size);
+                let len = fetched.length.unwrap_or(total - fetched.offset);
+                let mut res = if range.is_some() {
+                    HttpResponse::PartialContent()
+                } else {
+                    HttpResponse::Ok()
+                };
+                res.insert_header((CONTENT_TYPE, "application/octet-stream"));
+                if range.is_some() {
+                    let end = fetched.offset + len.saturating_sub(1);
+                    res.insert_header((
+                        CONTENT_RANGE,
+                        format!("bytes {}-{end}/{total}", fetched.offset),
+                    ));
+                }
+                if let Some(md5) = image
+                    .checksum
+                    .as_deref()
+                    .and_then(|c| HeaderValue::from_str(c).ok())
+                {
+                    res.insert_header(("content-md5", md5));
+                }
+                return Ok(res.body(SizedStream::new(len, fetched.stream)));
+            }
+            Err(e) => {
+                log::warn!(
+                    "image {id}: cannot read location {}: {e}",
+                    glance_store::http::strip_credentials(url)
+                );
+                last_err = Some(e.into());
+            }
+        }
+    }
+    match last_err {
+        // Glance answers 204 when the store no longer has the data.
+        Some(e) if e.kind() == ErrorKind::NotFound => Ok(HttpResponse::NoContent().finish()),
+        Some(e) => Err(e),
+        None => Ok(HttpResponse::NoContent().finish()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_as_glance() {
+        let r = |s: &str| parse_range(Some(s), 1000).map(|r| r.map(|r| (r.offset, r.length)));
+        assert_eq!(r("bytes=0-99").unwrap(), Some((0, Some(100))));
+        assert_eq!(r("bytes=990-").unwrap(), Some((990, Some(10))));
+        assert_eq!(r("bytes=-16").unwrap(), Some((984, Some(16))));
+        assert_eq!(r("bytes=-5000").unwrap(), Some((0, Some(1000))));
+        assert_eq!(r("bytes=900-5000").unwrap(), Some((900, Some(100))));
+        assert_eq!(
+            r("bytes=0-1,5-6").unwrap_err().kind(),
+            ErrorKind::BadRequest
+        );
+        for bad in [
+            "bytes=1000-",
+            "bytes=10-5",
+            "bytes=x-y",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=-",
+        ] {
+            assert_eq!(
+                r(bad).unwrap_err().kind(),
+                ErrorKind::RangeNotSatisfiable,
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_range(None, 10).unwrap(), None);
+    }
+}
