@@ -796,14 +796,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod tmp_dump {
-    #[test]
-    fn dump_all() {
-        use glance_model::format::{DEFAULT_CONTAINER_FORMATS as C, DEFAULT_DISK_FORMATS as D};
-        for n in ["image", "images", "member", "members", "task", "tasks"] {
-            let v = super::by_name(n, D, C).unwrap();
-            std::fs::write(format!("/tmp/glance-schema/ours-{n}.json"), v.to_string()).unwrap();
-        }
-    }
-}
