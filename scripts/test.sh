@@ -10,6 +10,8 @@ dpkg -s libpq-dev >/dev/null 2>&1 || need_pkgs+=(libpq-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 command -v mysql >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
+# The HA test runs a real HAProxy in front of two api nodes.
+[ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -54,4 +56,7 @@ passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 echo
 echo "${passed} passed, ${failed} failed"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+
+echo "== systemd units (systemd-analyze verify, readiness probe)"
+./scripts/check-systemd.sh

@@ -4,7 +4,6 @@
 //! data, and the image takes a new upload.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, Result};
 use reqwest::Method;
@@ -12,49 +11,15 @@ use serde_json::{Value, json};
 
 use crate::cloud::{bytes, eventually, list_files};
 use crate::harness::TestRegistry;
+use crate::procs::{Daemon, Kind};
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_node(conf: &std::path::Path, registry: &str) -> Result<Node> {
-    let port = free_port()?;
-    let child = Command::new(env!("CARGO_BIN_EXE_api-node"))
-        .arg("--config-file")
-        .arg(conf)
-        .args(["--bind-port", &port.to_string(), "--registry-url", registry])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let node = Node { child, base };
-    eventually(30, || async {
-        Ok(http
-            .get(format!("{}/healthcheck", node.base))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ()))
-    })
+async fn start_node(conf: &std::path::Path, registry: &str) -> Result<Daemon> {
+    let conf = conf.display().to_string();
+    Daemon::start(
+        Kind::Api,
+        &["--config-file", &conf, "--registry-url", registry],
+    )
     .await
-    .context("glance-api process did not come up")?;
-    Ok(node)
 }
 
 #[actix_web::test]

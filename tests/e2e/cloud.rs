@@ -3,13 +3,10 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Result;
-use glance_api::registry_client::RegistryClient;
 use glance_api::{ApiConfig, AppState};
 use glance_config::IniSet;
-use glance_store::Stores;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -135,12 +132,7 @@ pub fn api_state(registry: &str, datadir: &Path, conf: &str) -> Result<AppState>
     let mut config = ApiConfig::from_ini(&ini)?;
     config.registry_url = registry.to_string();
     config.workers = 2;
-    let stores = Stores::from_config(&config.stores)?;
-    Ok(AppState {
-        registry: RegistryClient::new(&config.registry_url)?,
-        config: Arc::new(config),
-        stores: Arc::new(stores),
-    })
+    Ok(AppState::from_config(config)?)
 }
 
 /// Sorted file names in `dir`.

@@ -123,6 +123,7 @@ impl TestRegistry {
             config: Arc::new(config),
             db: database,
             default_lease_secs: 60,
+            keystone: None,
         };
         let server = glance_registry::serve(listener, state)?;
         let handle = server.handle();

@@ -13,9 +13,13 @@ use actix_web::{App, HttpResponse, HttpServer, error, web};
 use glance_store::Stores;
 
 use crate::config::ApiConfig;
+use crate::error::ApiError;
 use crate::error::error_response;
+use crate::policy::Enforcer;
+use crate::policy_engine::Policy;
 use crate::registry_client::RegistryClient;
 use crate::routes::{data, health, images, info, members, versions};
+use glance_auth::Keystone;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -26,6 +30,41 @@ pub struct AppState {
     pub registry: RegistryClient,
     /// The image stores.
     pub stores: Arc<Stores>,
+    /// The policy in force.
+    pub policy: Enforcer,
+    /// Keystone, with `flavor = keystone`.
+    pub keystone: Option<Arc<Keystone>>,
+}
+
+impl AppState {
+    /// Everything the config asks for: registry client, stores, policy (defaults, then
+    /// `[oslo_policy] policy_file`), Keystone client.
+    pub fn from_config(config: ApiConfig) -> Result<Self, ApiError> {
+        let stores = Stores::from_config(&config.stores)?;
+        let registry = RegistryClient::new(&config.registry_url, config.registry_secret.clone())?;
+        let policy = match &config.policy_file {
+            Some(path) => {
+                let p = Policy::load(path)
+                    .map_err(|e| ApiError::Startup(format!("[oslo_policy] policy_file: {e}")))?;
+                log::info!("policy: Glance's defaults overridden by {}", path.display());
+                p
+            }
+            None => Policy::defaults(),
+        };
+        let keystone = match &config.keystone {
+            Some(k) => Some(Arc::new(
+                Keystone::new(k.clone()).map_err(|e| ApiError::Startup(e.to_string()))?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            registry,
+            stores: Arc::new(stores),
+            policy: Enforcer::new(policy),
+            keystone,
+            config: Arc::new(config),
+        })
+    }
 }
 
 /// Longest request id accepted from a caller (Glance: `max_request_id_length` = 64).
@@ -200,18 +239,23 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
 /// Serves glance-api on an already-bound listener until it is stopped.
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let workers = state.config.workers;
+    let drain = u64::from(state.config.graceful_shutdown_timeout_secs);
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
-            .wrap(
-                Logger::new("%{x-openstack-request-id}o \"%r\" %s %b %Dms")
-                    .log_target("glance_api::access"),
-            )
             .wrap(from_fn(version_prefix))
             .wrap(from_fn(request_id))
+            // Access log (outermost, so it sees the request id the response carries): request
+            // id, client, request line, status, bytes, duration.
+            .wrap(
+                Logger::new("%{x-openstack-request-id}o %a \"%r\" %s %b %Dms")
+                    .log_target("glance_api::access"),
+            )
             .configure(move |cfg| configure(cfg, state))
     })
     .workers(workers)
+    // SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
+    .shutdown_timeout(drain)
     .listen(listener)?
     .run();
     Ok(server)

@@ -1,5 +1,9 @@
 //! glance-api's configuration: `glance-api.conf` with Glance's section and option names.
 
+use std::path::PathBuf;
+
+use glance_auth::{Flavor, KeystoneConfig};
+use glance_config::daemon::{LOG_OPTIONS, LogSettings};
 use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
 use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
 use glance_store::{HashAlgo, StoresConfig};
@@ -9,6 +13,8 @@ use glance_store::{HashAlgo, StoresConfig};
 pub enum AuthMode {
     /// No flavor: every request is an unauthenticated admin, exactly as Glance.
     None,
+    /// `keystone`: `X-Auth-Token` validated against Keystone (`[keystone_authtoken]`).
+    Keystone,
     /// `trusted-auth`: identity from `X-User-Id`, `X-Project-Id`/`X-Tenant-Id` and `X-Roles`
     /// headers set by a trusted front end (Glance's trusted-auth pipeline).
     TrustedHeaders,
@@ -50,8 +56,22 @@ pub struct ApiConfig {
     pub upload_lease_ttl_secs: u32,
     /// `node_id` (ours): this node's name in upload leases (default host:port).
     pub node_id: String,
-    /// `debug`.
-    pub debug: bool,
+    /// `debug`, `log_file`, `log_dir`, `use_stderr`.
+    pub log: LogSettings,
+    /// `graceful_shutdown_timeout`: on SIGTERM, how long in-flight requests may take to finish.
+    pub graceful_shutdown_timeout_secs: u32,
+    /// `[healthcheck] disable_by_file_path`: while this file exists `/healthcheck` answers
+    /// 503 `DISABLED BY FILE`, so a load balancer drains the node.
+    pub healthcheck_disable_file: Option<PathBuf>,
+    /// `[healthcheck] detailed`: JSON health answers carry each check.
+    pub healthcheck_detailed: bool,
+    /// `[keystone_authtoken]`, with `flavor = keystone`.
+    pub keystone: Option<KeystoneConfig>,
+    /// `[oslo_policy] policy_file`, when it exists (Glance's defaults otherwise).
+    pub policy_file: Option<PathBuf>,
+    /// `registry_shared_secret` (ours): sent to glance-registry, whose `trusted-auth` mode
+    /// requires it.
+    pub registry_secret: Option<String>,
     /// Stores.
     pub stores: StoresConfig,
     /// Options found in the files that this daemon does not implement.
@@ -63,8 +83,14 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "bind_host"),
     ("DEFAULT", "bind_port"),
     ("DEFAULT", "workers"),
-    ("DEFAULT", "debug"),
     ("DEFAULT", "registry_host"),
+    ("DEFAULT", "graceful_shutdown_timeout"),
+    ("healthcheck", "disable_by_file_path"),
+    ("healthcheck", "backends"),
+    ("healthcheck", "detailed"),
+    ("healthcheck", "path"),
+    ("DEFAULT", "registry_shared_secret"),
+    ("oslo_policy", "policy_file"),
     ("DEFAULT", "registry_port"),
     ("DEFAULT", "image_size_cap"),
     ("DEFAULT", "user_storage_quota"),
@@ -80,6 +106,47 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("image_format", "disk_formats"),
     ("image_format", "container_formats"),
 ];
+
+/// `[oslo_policy] policy_file`: as given (relative names are looked up in /etc/glance/), which
+/// must exist; unset, /etc/glance/policy.yaml or policy.json when present.
+pub fn policy_file(ini: &IniSet) -> Result<Option<PathBuf>, ConfigError> {
+    let resolve = |name: &str| {
+        let p = PathBuf::from(name);
+        if p.is_absolute() {
+            p
+        } else {
+            ini.source("oslo_policy", "policy_file")
+                .and_then(|f| f.parent())
+                .map(|d| d.join(&p))
+                .filter(|c| c.exists())
+                .unwrap_or_else(|| PathBuf::from("/etc/glance").join(p))
+        }
+    };
+    match ini.get("oslo_policy", "policy_file").map(str::trim) {
+        Some(name) if !name.is_empty() => {
+            let path = resolve(name);
+            if path.is_file() {
+                Ok(Some(path))
+            } else if name == "policy.yaml" || name == "policy.json" {
+                // Glance's default name: a missing file means the defaults.
+                Ok(None)
+            } else {
+                Err(ConfigError(format!(
+                    "[oslo_policy] policy_file = {name}: {} does not exist",
+                    path.display()
+                )))
+            }
+        }
+        _ => Ok(["/etc/glance/policy.yaml", "/etc/glance/policy.json"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())),
+    }
+}
+
+fn known_options() -> Vec<(&'static str, &'static str)> {
+    KNOWN_OPTIONS.iter().chain(LOG_OPTIONS).copied().collect()
+}
 
 /// Parses a size as Glance writes it: bytes, or a number with B, KB, MB, GB or TB (powers of 1024).
 pub fn parse_size(raw: &str) -> Result<u64, String> {
@@ -108,15 +175,15 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
 impl ApiConfig {
     /// Builds the config from files, with Glance's defaults for anything unset.
     pub fn from_ini(ini: &IniSet) -> Result<Self, ConfigError> {
-        let auth = match ini.get("paste_deploy", "flavor").map(str::trim) {
-            None | Some("") => AuthMode::None,
-            Some("trusted-auth") => AuthMode::TrustedHeaders,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "[paste_deploy] flavor = {other} is not supported by this glance-api yet; \
-                     use trusted-auth or leave it unset"
-                )));
-            }
+        let auth = match Flavor::from_ini(ini)? {
+            Flavor::None => AuthMode::None,
+            Flavor::Keystone => AuthMode::Keystone,
+            Flavor::TrustedAuth => AuthMode::TrustedHeaders,
+        };
+        let keystone = if auth == AuthMode::Keystone {
+            Some(KeystoneConfig::from_ini(ini)?)
+        } else {
+            None
         };
         let bind_host = ini.get("DEFAULT", "bind_host").map_or_else(
             // Without authentication every caller is admin: stay on loopback unless told.
@@ -210,8 +277,30 @@ impl ApiConfig {
             node_id: ini
                 .get("DEFAULT", "node_id")
                 .map_or_else(|| default_node_id(bind_port), str::to_string),
-            debug: ini.parse("DEFAULT", "debug", parse_bool)?.unwrap_or(false),
-            ignored_options: ini.unknown(KNOWN_OPTIONS, &section_refs),
+            log: LogSettings::from_ini(ini)?,
+            graceful_shutdown_timeout_secs: ini
+                .parse(
+                    "DEFAULT",
+                    "graceful_shutdown_timeout",
+                    parse_u32_in(0, 86_400),
+                )?
+                .unwrap_or(30),
+            healthcheck_disable_file: match ini.get("healthcheck", "disable_by_file_path") {
+                Some("") => None,
+                Some(p) => Some(PathBuf::from(p)),
+                // Glance's paste pipeline: backends = disable_by_file at this path.
+                None => Some(PathBuf::from("/etc/glance/healthcheck_disable")),
+            },
+            healthcheck_detailed: ini
+                .parse("healthcheck", "detailed", parse_bool)?
+                .unwrap_or(false),
+            ignored_options: ini.unknown(&known_options(), &section_refs),
+            keystone,
+            policy_file: policy_file(ini)?,
+            registry_secret: ini
+                .get("DEFAULT", "registry_shared_secret")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             stores,
         })
     }

@@ -3,23 +3,25 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::registry_client::RegistryClient;
 use crate::{ApiConfig, AppState, recovery, serve};
 use anyhow::Context as _;
 use clap::Parser;
 use glance_config::IniSet;
-use glance_store::Stores;
+use glance_config::daemon::{config_files, init_logging, reopen_log_on_sighup};
 
 /// Command line of `glance-api`.
 #[derive(Debug, Parser)]
 #[command(name = "glance-api", about = "OpenStack Image service API v2")]
 pub struct Cli {
-    /// Config file (repeatable; later files win).
-    #[arg(long = "config-file", default_value = "/etc/glance/glance-api.conf")]
+    /// Config file (repeatable; later files win). Default: /etc/glance/glance-api.conf when
+    /// it exists.
+    #[arg(long = "config-file", value_name = "PATH")]
     config_file: Vec<PathBuf>,
+    /// Directory whose `*.conf` files are read after the config files, in name order.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    config_dir: Option<PathBuf>,
     /// Address to bind, overriding `bind_host`.
     #[arg(long, env = "GLANCE_API_BIND_HOST")]
     bind_host: Option<String>,
@@ -38,21 +40,17 @@ pub fn main() -> anyhow::Result<()> {
 
 /// Runs the daemon with an already-parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let default = PathBuf::from("/etc/glance/glance-api.conf");
-    let files: Vec<PathBuf> = cli
-        .config_file
-        .into_iter()
-        .filter(|p| p.exists() || p != &default)
-        .collect();
+    let files = config_files(
+        &cli.config_file,
+        cli.config_dir.as_deref(),
+        &["/etc/glance/glance-api.conf"],
+    )?;
     let ini = IniSet::load(&files)?;
     let mut config = ApiConfig::from_ini(&ini)?;
-    let level = if config.debug { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let log = init_logging("glance-api", &config.log)?;
+    reopen_log_on_sighup(log)?;
     if files.is_empty() {
-        log::warn!(
-            "no config file found at {}; using defaults",
-            default.display()
-        );
+        log::warn!("no config file found at /etc/glance/glance-api.conf; using defaults");
     }
     if !config.ignored_options.is_empty() {
         log::warn!(
@@ -72,8 +70,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.bind_host
         );
     }
-    let stores = Stores::from_config(&config.stores)?;
-    let registry = RegistryClient::new(&config.registry_url)?;
     let addr = format!("{}:{}", config.bind_host, config.bind_port);
     let listener = TcpListener::bind(&addr).with_context(|| format!("cannot bind {addr}"))?;
     log::info!(
@@ -81,12 +77,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         config.registry_url
     );
     let sweep_every = Duration::from_secs(u64::from(config.upload_lease_ttl_secs).max(2) / 2);
-    let state = AppState {
-        config: Arc::new(config),
-        registry,
-        stores: Arc::new(stores),
-    };
+    let state = AppState::from_config(config)?;
     recovery::spawn(state.clone(), sweep_every);
     serve(listener, state)?.await?;
+    log::info!("glance-api stopped");
     Ok(())
 }

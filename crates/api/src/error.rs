@@ -29,6 +29,17 @@ pub enum ApiError {
     /// Start-up failed (config, bind).
     #[error("{0}")]
     Startup(String),
+    /// No valid token: 401 with `WWW-Authenticate: <challenge>`.
+    #[error("{message}")]
+    Unauthenticated {
+        /// Why.
+        message: String,
+        /// The `WWW-Authenticate` value (`Keystone uri="..."`).
+        challenge: String,
+    },
+    /// The identity service could not be asked: 503, never a pass.
+    #[error("{0}")]
+    IdentityUnavailable(String),
     /// A configuration file holds a bad value.
     #[error(transparent)]
     Config(#[from] glance_config::ConfigError),
@@ -66,7 +77,8 @@ impl ApiError {
             Self::Rule(e) => e.kind(),
             Self::Store(e) => e.kind(),
             Self::Registry { kind, .. } => *kind,
-            Self::RegistryUnavailable(_) => ErrorKind::Unavailable,
+            Self::RegistryUnavailable(_) | Self::IdentityUnavailable(_) => ErrorKind::Unavailable,
+            Self::Unauthenticated { .. } => ErrorKind::Unauthorized,
             Self::Startup(_) | Self::Config(_) => ErrorKind::Internal,
         }
     }
@@ -129,6 +141,13 @@ impl ResponseError for ApiError {
             }
             self.to_string()
         };
-        error_response(status, message)
+        let mut res = error_response(status, message);
+        if let Self::Unauthenticated { challenge, .. } = self
+            && let Ok(v) = actix_web::http::header::HeaderValue::from_str(challenge)
+        {
+            res.headers_mut()
+                .insert(actix_web::http::header::WWW_AUTHENTICATE, v);
+        }
+        res
     }
 }

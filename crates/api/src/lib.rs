@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod policy;
+pub mod policy_engine;
 pub mod recovery;
 pub mod registry_client;
 pub mod routes;

@@ -4,13 +4,18 @@
 
 use std::time::Duration;
 
-use glance_model::Context;
-
 use crate::app::AppState;
 
 /// One sweep: recovers every expired upload; returns how many images went back to `queued`.
 pub async fn sweep(state: &AppState) -> usize {
-    let ctx = Context::unauthenticated_admin(format!("req-{}", uuid::Uuid::new_v4()));
+    let ctx =
+        match crate::auth::service_context(state, format!("req-{}", uuid::Uuid::new_v4())).await {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("recovery sweep skipped: {e}");
+                return 0;
+            }
+        };
     let mut recovered = 0;
     match state.registry.expired_leases(&ctx).await {
         Ok(leases) => {

@@ -21,7 +21,11 @@ use crate::error::ApiError;
 pub struct RegistryClient {
     base: String,
     http: reqwest::Client,
+    secret: Option<String>,
 }
+
+/// Header carrying `registry_shared_secret` (the registry's `trusted-auth` mode).
+pub const HEADER_REGISTRY_SECRET: &str = "x-glance-registry-secret";
 
 fn kind_of(status: StatusCode) -> ErrorKind {
     match status.as_u16() {
@@ -38,7 +42,7 @@ fn kind_of(status: StatusCode) -> ErrorKind {
 
 impl RegistryClient {
     /// A client for the registry at `base` (e.g. `http://127.0.0.1:9191`).
-    pub fn new(base: &str) -> Result<Self, ApiError> {
+    pub fn new(base: &str, secret: Option<String>) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .connect_timeout(Duration::from_secs(5))
@@ -49,6 +53,7 @@ impl RegistryClient {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http,
+            secret,
         })
     }
 
@@ -77,6 +82,12 @@ impl RegistryClient {
         }
         if !ctx.roles.is_empty() {
             req = req.header(HEADER_ROLES, ctx.roles.join(","));
+        }
+        if let Some(t) = &ctx.auth_token {
+            req = req.header("x-auth-token", &t.0);
+        }
+        if let Some(s) = &self.secret {
+            req = req.header(HEADER_REGISTRY_SECRET, s);
         }
         if let Some(b) = body {
             req = req.json(b);
@@ -327,19 +338,50 @@ impl RegistryClient {
     }
 
     /// Whether the registry (and its database) answers its health check.
-    pub async fn healthy(&self) -> Result<(), String> {
-        let resp = self
+    pub async fn healthy(&self) -> RegistryHealth {
+        let resp = match self
             .http
             .get(format!("{}/healthcheck", self.base))
             .send()
             .await
-            .map_err(|e| format!("registry unreachable: {e}"))?;
-        if resp.status().is_success() {
-            Ok(())
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return RegistryHealth {
+                    registry: Err(format!("registry unreachable: {e}")),
+                    database: Err("unknown: the registry is unreachable".to_string()),
+                };
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return RegistryHealth {
+                registry: Ok(()),
+                database: Ok(()),
+            };
+        }
+        let body = resp.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            RegistryHealth {
+                registry: Ok(()),
+                database: Err(body.trim().to_string()),
+            }
         } else {
-            Err(format!("registry answered {}", resp.status()))
+            RegistryHealth {
+                registry: Err(format!("registry answered {status}: {}", body.trim())),
+                database: Err("unknown: the registry is unhealthy".to_string()),
+            }
         }
     }
+}
+
+/// What the registry's health check said: is it reachable, and can it reach its database.
+#[derive(Debug, Clone)]
+pub struct RegistryHealth {
+    /// The registry answered.
+    pub registry: Result<(), String>,
+    /// The registry reached its database.
+    pub database: Result<(), String>,
 }
 
 fn encode(segment: &str) -> String {

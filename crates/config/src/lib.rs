@@ -2,6 +2,8 @@
 //! `option = value`, comments, continuation lines, repeated options, several files where a later
 //! one wins. Parsing only; what each option means belongs to the daemon or store that reads it.
 
+pub mod daemon;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -126,6 +128,15 @@ impl IniSet {
                 file.display()
             ))
         })
+    }
+
+    /// The options set in `section`, sorted.
+    pub fn options(&self, section: &str) -> Vec<String> {
+        self.values
+            .keys()
+            .filter(|(s, _)| s == section)
+            .map(|(_, o)| o.clone())
+            .collect()
     }
 
     /// Options present in the files but not in `known`, as `[section] option`.

@@ -14,6 +14,18 @@ pub struct Context {
     pub is_admin: bool,
     /// The request id every log line and response carries.
     pub request_id: String,
+    /// The Keystone token to present to glance-registry on this caller's behalf.
+    pub auth_token: Option<AuthToken>,
+}
+
+/// A Keystone token; never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthToken(pub String);
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken(<redacted>)")
+    }
 }
 
 impl Context {
@@ -35,6 +47,7 @@ impl Context {
             is_admin: roles.iter().any(|r| r == "admin"),
             roles,
             request_id: String::new(),
+            auth_token: None,
         }
     }
 

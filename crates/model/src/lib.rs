@@ -16,7 +16,7 @@ pub mod time;
 pub mod visibility;
 pub mod wire;
 
-pub use context::Context;
+pub use context::{AuthToken, Context};
 pub use error::{ErrorKind, ModelError};
 pub use image::{Image, ImageId, Location};
 pub use member::{Member, MemberStatus};

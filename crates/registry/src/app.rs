@@ -24,6 +24,8 @@ pub struct AppState {
     pub db: Database,
     /// Lease TTL used when a heartbeat names none.
     pub default_lease_secs: u32,
+    /// Keystone, with `flavor = keystone`.
+    pub keystone: Option<Arc<glance_auth::Keystone>>,
 }
 
 /// Longest request id accepted from a caller (Glance: `max_request_id_length` = 64).
@@ -163,17 +165,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
 /// Serves the registry on an already-bound listener until it is stopped.
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let workers = state.config.workers;
+    let drain = u64::from(state.config.graceful_shutdown_timeout_secs);
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
+            // Access log: request id, client, request line, status, bytes, duration.
             .wrap(
-                Logger::new("%{x-openstack-request-id}i \"%r\" %s %b %Dms")
+                Logger::new("%{x-openstack-request-id}i %a \"%r\" %s %b %Dms")
                     .log_target("glance_registry::access"),
             )
             .wrap(from_fn(request_id))
             .configure(move |cfg| configure(cfg, state))
     })
     .workers(workers)
+    // SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
+    .shutdown_timeout(drain)
     .listen(listener)?
     .run();
     Ok(server)

@@ -1,6 +1,9 @@
 //! glance-registry's configuration: oslo-style INI files with Glance's section and option
 //! names (`glance-registry.conf`), then environment, then command line.
 
+use glance_auth::{Flavor, KeystoneConfig};
+use glance_config::ConfigError;
+use glance_config::daemon::{LOG_OPTIONS, LogSettings};
 pub use glance_config::{IniSet, parse_bool, parse_u32_in};
 #[cfg(test)]
 use std::path::Path;
@@ -26,8 +29,16 @@ pub struct RegistryConfig {
     pub limit_param_default: u32,
     /// `api_limit_max`.
     pub api_limit_max: u32,
-    /// `debug`: log at debug level.
-    pub debug: bool,
+    /// `debug`, `log_file`, `log_dir`, `use_stderr`.
+    pub log: LogSettings,
+    /// `graceful_shutdown_timeout`: on SIGTERM, how long in-flight requests may take to finish.
+    pub graceful_shutdown_timeout_secs: u32,
+    /// `[paste_deploy] flavor`: none (loopback callers only), keystone, trusted-auth.
+    pub flavor: Flavor,
+    /// `[keystone_authtoken]`, with `flavor = keystone`.
+    pub keystone: Option<KeystoneConfig>,
+    /// `registry_shared_secret` (ours): what glance-api must send in `trusted-auth` mode.
+    pub shared_secret: Option<String>,
     /// Options found in the files that this daemon does not implement (warned about once).
     pub ignored_options: Vec<String>,
 }
@@ -43,7 +54,11 @@ impl Default for RegistryConfig {
             pool_timeout_secs: 30,
             limit_param_default: 25,
             api_limit_max: 1000,
-            debug: false,
+            log: LogSettings::default(),
+            graceful_shutdown_timeout_secs: 30,
+            flavor: Flavor::None,
+            keystone: None,
+            shared_secret: None,
             ignored_options: Vec::new(),
         }
     }
@@ -54,7 +69,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "bind_host"),
     ("DEFAULT", "bind_port"),
     ("DEFAULT", "workers"),
-    ("DEFAULT", "debug"),
+    ("DEFAULT", "graceful_shutdown_timeout"),
+    ("DEFAULT", "registry_shared_secret"),
     ("DEFAULT", "limit_param_default"),
     ("DEFAULT", "api_limit_max"),
     ("database", "connection"),
@@ -67,6 +83,24 @@ impl RegistryConfig {
     /// daemon does not use in `ignored_options` for the caller to warn about once logging is up.
     pub fn from_ini(ini: &IniSet) -> Result<Self, RegistryError> {
         let d = Self::default();
+        let flavor = Flavor::from_ini(ini)?;
+        let keystone = if flavor == Flavor::Keystone {
+            Some(KeystoneConfig::from_ini(ini)?)
+        } else {
+            None
+        };
+        let shared_secret = ini
+            .get("DEFAULT", "registry_shared_secret")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        if flavor == Flavor::TrustedAuth && shared_secret.is_none() {
+            return Err(ConfigError(
+                "[paste_deploy] flavor = trusted-auth needs [DEFAULT] registry_shared_secret \
+                 (the same value in glance-api.conf)"
+                    .to_string(),
+            )
+            .into());
+        }
         let cfg = Self {
             bind_host: ini
                 .get("DEFAULT", "bind_host")
@@ -95,11 +129,23 @@ impl RegistryConfig {
             api_limit_max: ini
                 .parse("DEFAULT", "api_limit_max", parse_u32_in(1, 100_000))?
                 .unwrap_or(d.api_limit_max),
-            debug: ini
-                .parse("DEFAULT", "debug", parse_bool)?
-                .unwrap_or(d.debug),
+            log: LogSettings::from_ini(ini)?,
+            flavor,
+            keystone,
+            shared_secret,
+            graceful_shutdown_timeout_secs: ini
+                .parse(
+                    "DEFAULT",
+                    "graceful_shutdown_timeout",
+                    parse_u32_in(0, 86_400),
+                )?
+                .unwrap_or(d.graceful_shutdown_timeout_secs),
             ignored_options: ini.unknown(
-                KNOWN_OPTIONS,
+                &KNOWN_OPTIONS
+                    .iter()
+                    .chain(LOG_OPTIONS)
+                    .copied()
+                    .collect::<Vec<_>>(),
                 &[
                     "keystone_authtoken",
                     "paste_deploy",
@@ -117,7 +163,7 @@ impl RegistryConfig {
 mod tests {
     use super::*;
 
-    const GUIDE: &str = "[DEFAULT]\n# comment\nbind_port = 9292\n\n[database]\nconnection = mysql+pymysql://glance:GLANCE_DBPASS@controller/glance\n\n[keystone_authtoken]\nauth_uri = http://controller:5000\nmemcached_servers = controller:11211\n\n[paste_deploy]\nflavor = keystone\n";
+    const GUIDE: &str = "[DEFAULT]\n# comment\nbind_port = 9292\n\n[database]\nconnection = mysql+pymysql://glance:GLANCE_DBPASS@controller/glance\n\n[keystone_authtoken]\nauth_uri = http://controller:5000\nauth_url = http://controller:5000\nmemcached_servers = controller:11211\nauth_type = password\nproject_domain_name = Default\nuser_domain_name = Default\nproject_name = service\nusername = glance\npassword = GLANCE_PASS\n\n[paste_deploy]\nflavor = keystone\n";
 
     #[test]
     fn reads_the_install_guide_block() {
@@ -130,6 +176,32 @@ mod tests {
             "mysql+pymysql://glance:GLANCE_DBPASS@controller/glance"
         );
         assert_eq!(cfg.bind_host, "127.0.0.1");
+        assert_eq!(cfg.flavor, Flavor::Keystone);
+        let k = cfg.keystone.expect("keystone settings");
+        assert_eq!(
+            (k.username.as_str(), k.project_name.as_str()),
+            ("glance", "service")
+        );
+        assert_eq!(k.ignored, vec!["[keystone_authtoken] memcached_servers"]);
+    }
+
+    #[test]
+    fn trusted_auth_needs_the_shared_secret() {
+        let mut ini = IniSet::default();
+        ini.merge(
+            Path::new("r.conf"),
+            "[paste_deploy]\nflavor = trusted-auth\n",
+        )
+        .unwrap();
+        let err = RegistryConfig::from_ini(&ini).unwrap_err().to_string();
+        assert!(err.contains("registry_shared_secret"), "{err}");
+        ini.merge(
+            Path::new("s.conf"),
+            "[DEFAULT]\nregistry_shared_secret = s3cret\n",
+        )
+        .unwrap();
+        let cfg = RegistryConfig::from_ini(&ini).unwrap();
+        assert_eq!(cfg.shared_secret.as_deref(), Some("s3cret"));
     }
 
     #[test]

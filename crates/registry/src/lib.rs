@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod manage;

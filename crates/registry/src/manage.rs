@@ -15,8 +15,11 @@ use crate::error::RegistryError;
 pub struct ManageCli {
     /// Config file (repeatable; later files win). Default: /etc/glance/glance-registry.conf
     /// then /etc/glance/glance-api.conf, whichever exists.
-    #[arg(long = "config-file", global = true)]
+    #[arg(long = "config-file", global = true, value_name = "PATH")]
     pub config_file: Vec<PathBuf>,
+    /// Directory whose `*.conf` files are read after the config files, in name order.
+    #[arg(long = "config-dir", global = true, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
     /// Database URL, overriding `[database] connection`.
     #[arg(
         long = "database-url",
@@ -80,25 +83,16 @@ pub struct PurgeArgs {
     pub max_rows: i64,
 }
 
-fn default_config_files() -> Vec<PathBuf> {
-    [
-        "/etc/glance/glance-registry.conf",
-        "/etc/glance/glance-api.conf",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .filter(|p| p.exists())
-    .take(1)
-    .collect()
-}
-
 /// Runs a parsed command, returning the text to print.
 pub fn run(cli: ManageCli) -> Result<String, RegistryError> {
-    let files = if cli.config_file.is_empty() {
-        default_config_files()
-    } else {
-        cli.config_file.clone()
-    };
+    let files = glance_config::daemon::config_files(
+        &cli.config_file,
+        cli.config_dir.as_deref(),
+        &[
+            "/etc/glance/glance-registry.conf",
+            "/etc/glance/glance-api.conf",
+        ],
+    )?;
     let ini = IniSet::load(&files)?;
     let mut config = RegistryConfig::from_ini(&ini)?;
     if let Some(url) = cli.database_url {

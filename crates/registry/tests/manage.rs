@@ -76,7 +76,7 @@ fn failures_exit_non_zero_with_the_reason() {
     let (ok, _, err) = manage(&["--config-file", "/nonexistent/glance.conf", "db_sync"]);
     assert!(!ok);
     assert!(
-        err.contains("cannot read config file /nonexistent/glance.conf"),
+        err.contains("config file /nonexistent/glance.conf does not exist"),
         "{err}"
     );
     if let Ok(base) = std::env::var("GLANCE_TEST_MYSQL_URL") {

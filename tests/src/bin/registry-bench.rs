@@ -256,6 +256,7 @@ async fn bench_one(url: &str, n: usize) -> Result<()> {
         }),
         db: db.clone(),
         default_lease_secs: 60,
+        keystone: None,
     };
     let server = glance_registry::serve(listener, state)?;
     let handle = server.handle();

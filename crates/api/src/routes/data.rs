@@ -19,7 +19,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::{policy, view};
+use crate::view;
 
 /// Returns the image to `queued` unless the upload finished (or the image went away); runs on
 /// drop so a cancelled handler (client disconnect) still cleans up.
@@ -100,7 +100,7 @@ pub async fn upload_image_data(
         ));
     }
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::modify(&ctx, &image, "upload data to")?;
+    state.policy.image("upload_image", &ctx, &image)?;
     if image.status != ImageStatus::Queued {
         return Err(ApiError::conflict(format!(
             "Image {id} is {}; data can only be uploaded to a queued image",
@@ -154,15 +154,23 @@ pub async fn upload_image_data(
             },
         )
         .await?;
+    // The upload may outlive the user's token (Glance's 401-after-a-long-upload): the lease's
+    // later calls (heartbeat, complete, abort) go with this node's own identity, under the
+    // lease token only the uploading request holds.
+    let lease_ctx = if state.keystone.is_some() {
+        crate::auth::service_context(&state, ctx.request_id.clone()).await?
+    } else {
+        ctx.clone()
+    };
     let mut guard = UploadGuard {
         state: state.get_ref().clone(),
-        ctx: ctx.clone(),
+        ctx: lease_ctx.clone(),
         id,
         token: lease.token.clone(),
         settled: false,
         heartbeat: Some(spawn_heartbeat(
             state.get_ref().clone(),
-            ctx.clone(),
+            lease_ctx.clone(),
             id,
             lease.token.clone(),
             ttl,
@@ -206,7 +214,7 @@ pub async fn upload_image_data(
             metadata,
         },
     };
-    match state.registry.complete_upload(&ctx, &id, &done).await {
+    match state.registry.complete_upload(&lease_ctx, &id, &done).await {
         Ok(_) => {
             guard.settled = true;
             Ok(HttpResponse::NoContent().finish())
@@ -337,7 +345,7 @@ pub async fn download_image_data(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::download(&ctx, &image)?;
+    state.policy.image("download_image", &ctx, &image)?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is prohibited.",

@@ -7,7 +7,7 @@ use glance_model::format::Formats;
 use glance_model::image::{READ_ONLY_ATTRS, RESERVED_ATTRS, RESERVED_PREFIX, check_property_key};
 use glance_model::patch::{PatchMediaType, apply_patch_with_formats, parse_patch};
 use glance_model::wire::{ImageUpdate, NewImage};
-use glance_model::{Context, ErrorKind, ImageId, ImageStatus, Visibility};
+use glance_model::{ErrorKind, ImageId, ImageStatus, Visibility};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, error_response};
-use crate::{policy, view};
+use crate::view;
 
 /// Python's `urlencode` keeps only these unescaped (besides letters and digits).
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC
@@ -52,7 +52,7 @@ pub async fn list_images(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
 ) -> Result<HttpResponse, ApiError> {
-    policy::read(&ctx)?;
+    state.policy.list(&ctx)?;
     let pairs = parse_query_string(req.query_string())?;
     let limits = PageLimits {
         default: state.config.limit_param_default,
@@ -95,13 +95,14 @@ pub async fn show_image(
     Caller(ctx): Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    policy::read(&ctx)?;
+    state.policy.list(&ctx)?;
     let image = state.registry.get_image(&ctx, &image_id(&id)?).await?;
+    state.policy.show(&ctx, &image)?;
     Ok(HttpResponse::Ok().json(view::image(&state, &image)))
 }
 
 /// Turns a create request's JSON into a registry `NewImage`, with Glance's rules.
-pub fn parse_create(body: &Value, ctx: &Context, formats: &Formats) -> Result<NewImage, ApiError> {
+pub fn parse_create(body: &Value, formats: &Formats) -> Result<NewImage, ApiError> {
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request(
             "The request body must be a JSON object",
@@ -209,12 +210,6 @@ pub fn parse_create(body: &Value, ctx: &Context, formats: &Formats) -> Result<Ne
         }
     }
     new.validate()?;
-    policy::add_image(ctx, new.owner.as_deref())?;
-    if new.visibility == Some(Visibility::Public) && !ctx.is_admin {
-        return Err(ApiError::forbidden(
-            "Only an administrator may make an image public",
-        ));
-    }
     Ok(new)
 }
 
@@ -224,7 +219,11 @@ pub async fn create_image(
     Caller(ctx): Caller,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = parse_create(&body, &ctx, &formats(&state))?;
+    let new = parse_create(&body, &formats(&state))?;
+    state.policy.add_image(&ctx, new.owner.as_deref())?;
+    if let Some(v @ (Visibility::Public | Visibility::Community)) = new.visibility {
+        state.policy.new_visibility(&ctx, new.owner.as_deref(), v)?;
+    }
     let image = state.registry.create_image(&ctx, &new).await?;
     let mut res = HttpResponse::Created().json(view::image(&state, &image));
     let base = state.config.public_endpoint.clone().unwrap_or_default();
@@ -275,10 +274,10 @@ pub async fn update_image(
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON in request body: {e}")))?;
     let changes = parse_patch(media, &doc)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::modify(&ctx, &image, "modify")?;
+    state.policy.image("modify_image", &ctx, &image)?;
     let update = apply_patch_with_formats(&image, media, &changes, &ctx, &formats(&state))?;
     if let Some(to) = update.visibility {
-        policy::set_visibility(&ctx, &image, to)?;
+        state.policy.set_visibility(&ctx, &image, to)?;
     }
     if let Some(fmt) = update.disk_format.as_ref().and_then(Option::as_deref) {
         formats(&state).check_disk(fmt)?;
@@ -302,7 +301,7 @@ pub async fn delete_image(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::modify(&ctx, &image, "delete")?;
+    state.policy.image("delete_image", &ctx, &image)?;
     if image.protected {
         return Err(ApiError::forbidden(format!(
             "Image {id} is protected and cannot be deleted; set protected to false first"
@@ -333,7 +332,7 @@ pub async fn image_action(
         _ => return Err(ApiError::not_found(format!("No action named {action}"))),
     };
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::modify(&ctx, &image, &action)?;
+    state.policy.image(&action, &ctx, &image)?;
     if image.status == to {
         // Glance treats repeating the action as a no-op.
         return Ok(HttpResponse::NoContent().finish());
@@ -363,7 +362,7 @@ pub async fn add_tag(
     let id = image_id(&raw)?;
     glance_model::image::check_tag(&tag)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::modify(&ctx, &image, "tag")?;
+    state.policy.image("modify_image", &ctx, &image)?;
     state.registry.add_tag(&ctx, &id, &tag).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -377,7 +376,7 @@ pub async fn delete_tag(
     let (raw, tag) = path.into_inner();
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::modify(&ctx, &image, "untag")?;
+    state.policy.image("modify_image", &ctx, &image)?;
     state.registry.delete_tag(&ctx, &id, &tag).await?;
     Ok(HttpResponse::NoContent().finish())
 }

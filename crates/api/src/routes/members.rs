@@ -10,7 +10,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::{policy, view};
+use crate::view;
 
 fn only_shared(visibility: Visibility) -> Result<(), ApiError> {
     if visibility == Visibility::Shared {
@@ -29,9 +29,9 @@ pub async fn list_members(
     Caller(ctx): Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    policy::read(&ctx)?;
     let id = image_id(&id)?;
     let image = state.registry.get_image(&ctx, &id).await?;
+    state.policy.image("get_members", &ctx, &image)?;
     only_shared(image.visibility)?;
     let members = state.registry.list_members(&ctx, &id).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -60,7 +60,7 @@ pub async fn create_member(
         .ok_or_else(|| ApiError::bad_request("member must be a project id string"))?;
     glance_model::member::validate_member_id(member)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::manage_members(&ctx, &image)?;
+    state.policy.image("add_member", &ctx, &image)?;
     only_shared(image.visibility)?;
     let m = state.registry.add_member(&ctx, &id, member).await?;
     Ok(HttpResponse::Ok().json(view::member(&m)))
@@ -72,10 +72,10 @@ pub async fn show_member(
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    policy::read(&ctx)?;
     let (raw, member) = path.into_inner();
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
+    state.policy.member("get_member", &ctx, &image, &member)?;
     only_shared(image.visibility)?;
     let m = state.registry.get_member(&ctx, &id, &member).await?;
     Ok(HttpResponse::Ok().json(view::member(&m)))
@@ -110,7 +110,9 @@ pub async fn update_member(
     only_shared(image.visibility)?;
     // Make sure the membership exists (404) before saying who may change it (403).
     state.registry.get_member(&ctx, &id, &member).await?;
-    policy::modify_member(&ctx, &member)?;
+    state
+        .policy
+        .member("modify_member", &ctx, &image, &member)?;
     let m = state
         .registry
         .update_member(&ctx, &id, &member, &MemberUpdate { status })
@@ -127,7 +129,7 @@ pub async fn delete_member(
     let (raw, member) = path.into_inner();
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    policy::manage_members(&ctx, &image)?;
+    state.policy.image("delete_member", &ctx, &image)?;
     only_shared(image.visibility)?;
     state.registry.delete_member(&ctx, &id, &member).await?;
     Ok(HttpResponse::NoContent().finish())

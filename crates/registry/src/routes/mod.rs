@@ -6,7 +6,8 @@ pub mod images;
 pub mod members;
 pub mod uploads;
 
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload};
@@ -15,6 +16,9 @@ use glance_model::wire::{
 };
 use glance_model::{Context, ErrorKind, ImageId};
 
+use glance_auth::{AuthError, Flavor};
+
+use crate::app::AppState;
 use crate::error::{RegistryError, chain};
 
 /// The one error type of the registry's HTTP layer.
@@ -76,39 +80,132 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The caller's context, read from the headers glance-api forwards.
+/// The caller's context. How it is established follows `[paste_deploy] flavor`:
+/// - `keystone`: the `X-Auth-Token` glance-api forwards is validated with Keystone and the
+///   identity comes from it (headers cannot raise privileges);
+/// - `trusted-auth`: the `X-Glance-Registry-Secret` header must equal `registry_shared_secret`,
+///   then the identity headers glance-api forwards are trusted;
+/// - none: only callers on loopback are served, and their identity headers trusted.
 pub struct Caller(pub Context);
+
+/// Header carrying `registry_shared_secret`.
+pub const HEADER_REGISTRY_SECRET: &str = "x-glance-registry-secret";
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The identity glance-api forwards in headers.
+fn forwarded(req: &HttpRequest) -> Context {
+    let roles: Vec<String> = header(req, HEADER_ROLES)
+        .map(|r| {
+            r.split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_admin = header(req, HEADER_IS_ADMIN).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || roles.iter().any(|r| r == "admin");
+    Context {
+        user_id: header(req, HEADER_USER_ID),
+        project_id: header(req, HEADER_PROJECT_ID),
+        roles,
+        is_admin,
+        request_id: header(req, HEADER_REQUEST_ID).unwrap_or_default(),
+        auth_token: None,
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn refused(kind: ErrorKind, message: &str) -> ApiError {
+    ApiError(RegistryError::Rule(glance_model::ModelError::new(
+        kind, message,
+    )))
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Context, ApiError> {
+    let state = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .ok_or_else(|| refused(ErrorKind::Internal, "no application state"))?;
+    match state.config.flavor {
+        Flavor::None => {
+            let local = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+            if local {
+                Ok(forwarded(&req))
+            } else {
+                Err(refused(
+                    ErrorKind::Forbidden,
+                    "glance-registry without authentication serves loopback callers only; \
+                     configure [paste_deploy] flavor = keystone or trusted-auth",
+                ))
+            }
+        }
+        Flavor::TrustedAuth => {
+            let expected = state.config.shared_secret.as_deref().unwrap_or_default();
+            match header(&req, HEADER_REGISTRY_SECRET) {
+                Some(given) if !expected.is_empty() && same_secret(&given, expected) => {
+                    Ok(forwarded(&req))
+                }
+                _ => Err(refused(
+                    ErrorKind::Unauthorized,
+                    "glance-registry requires the shared secret (registry_shared_secret)",
+                )),
+            }
+        }
+        Flavor::Keystone => {
+            let keystone = state
+                .keystone
+                .as_ref()
+                .ok_or_else(|| refused(ErrorKind::Internal, "no Keystone client"))?;
+            let Some(token) = header(&req, "x-auth-token") else {
+                return Err(refused(
+                    ErrorKind::Unauthorized,
+                    "glance-registry requires a Keystone token in X-Auth-Token",
+                ));
+            };
+            match keystone.validate(&token).await {
+                Ok(id) => Ok(Context {
+                    user_id: Some(id.user_id),
+                    project_id: id.project_id,
+                    is_admin: id.roles.iter().any(|r| r == "admin"),
+                    roles: id.roles,
+                    request_id: header(&req, HEADER_REQUEST_ID).unwrap_or_default(),
+                    auth_token: None,
+                }),
+                Err(AuthError::Invalid(why)) => Err(refused(ErrorKind::Unauthorized, &why)),
+                Err(AuthError::Unavailable(why)) => {
+                    log::warn!("token validation failed: {why}");
+                    Err(refused(
+                        ErrorKind::Unavailable,
+                        "the identity service is unavailable",
+                    ))
+                }
+            }
+        }
+    }
+}
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let h = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        let roles: Vec<String> = h(HEADER_ROLES)
-            .map(|r| {
-                r.split(',')
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let is_admin = h(HEADER_IS_ADMIN).is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            || roles.iter().any(|r| r == "admin");
-        ready(Ok(Caller(Context {
-            user_id: h(HEADER_USER_ID),
-            project_id: h(HEADER_PROJECT_ID),
-            roles,
-            is_admin,
-            request_id: h(HEADER_REQUEST_ID).unwrap_or_default(),
-        })))
+        let req = req.clone();
+        Box::pin(async move { authenticate(req).await.map(Caller) })
     }
 }
 

@@ -1,0 +1,383 @@
+//! The daemons as operators run them: config files and directories, start-up errors that
+//! name the file, section and option, the unimplemented-option warning, the access log, SIGHUP
+//! reopening the log file, and SIGTERM draining an upload in flight before exiting 0.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use glance_model::wire::HEADER_IS_ADMIN;
+use glance_registry::db::{DbConnection, DbUrl, migrate};
+use serde_json::{Value, json};
+
+use crate::cloud::{bytes, eventually, md5_hex};
+use crate::harness::TestDb;
+use crate::procs::{Daemon, Kind, run_to_exit, write_conf};
+
+/// A fresh SQLite database, migrated, and a registry process serving it.
+async fn registry(dir: &std::path::Path) -> Result<(TestDb, Daemon)> {
+    let db = TestDb::new("sqlite")?;
+    migrate::sync(&mut DbConnection::open(&DbUrl::parse(&db.url)?)?)?;
+    let conf = write_conf(
+        dir,
+        "glance-registry.conf",
+        &format!("[database]\nconnection = {}\n", db.url),
+    )?;
+    let reg = Daemon::start(Kind::Registry, &["--config-file", &conf]).await?;
+    Ok((db, reg))
+}
+
+#[actix_web::test]
+async fn config_files_and_config_dir_later_wins() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = TestDb::new("sqlite")?;
+    migrate::sync(&mut DbConnection::open(&DbUrl::parse(&db.url)?)?)?;
+    // First file: a database that does not exist; the second file fixes it; the directory
+    // sets the page size, and its files apply in name order.
+    let a = write_conf(
+        dir.path(),
+        "a.conf",
+        "[database]\nconnection = sqlite:////nonexistent/dir/glance.sqlite\n",
+    )?;
+    let b = write_conf(
+        dir.path(),
+        "b.conf",
+        &format!("[database]\nconnection = {}\n", db.url),
+    )?;
+    let d = dir.path().join("glance-registry.conf.d");
+    std::fs::create_dir(&d)?;
+    write_conf(&d, "10-limits.conf", "[DEFAULT]\nlimit_param_default = 7\n")?;
+    write_conf(&d, "20-limits.conf", "[DEFAULT]\nlimit_param_default = 2\n")?;
+    write_conf(&d, "ignored.txt", "[DEFAULT]\nlimit_param_default = x\n")?;
+    let reg = Daemon::start(
+        Kind::Registry,
+        &[
+            "--config-file",
+            &a,
+            "--config-file",
+            &b,
+            "--config-dir",
+            &d.display().to_string(),
+        ],
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    for i in 0..3 {
+        let res = http
+            .post(format!("{}/v1/images", reg.base))
+            .header(HEADER_IS_ADMIN, "true")
+            .json(&json!({"name": format!("img-{i}")}))
+            .send()
+            .await?;
+        assert!(res.status().is_success(), "{}", res.text().await?);
+    }
+    let page: Value = http
+        .get(format!("{}/v1/images", reg.base))
+        .header(HEADER_IS_ADMIN, "true")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        page["images"].as_array().context("images")?.len(),
+        2,
+        "limit_param_default from the last file of the config dir: {page}"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_values_stop_start_up_naming_file_section_and_option() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let api = write_conf(
+        dir.path(),
+        "glance-api.conf",
+        "[DEFAULT]\nimage_size_cap = lots\n",
+    )?;
+    let (status, err) = run_to_exit(Kind::Api, &["--config-file", &api])?;
+    assert!(!status.success());
+    assert!(
+        err.contains(&api) && err.contains("[DEFAULT] image_size_cap") && err.contains("lots"),
+        "{err}"
+    );
+    let reg = write_conf(
+        dir.path(),
+        "glance-registry.conf",
+        "[database]\nmax_pool_size = many\n",
+    )?;
+    let (status, err) = run_to_exit(Kind::Registry, &["--config-file", &reg])?;
+    assert!(!status.success());
+    assert!(
+        err.contains(&reg) && err.contains("[database] max_pool_size"),
+        "{err}"
+    );
+    let (status, err) = run_to_exit(
+        Kind::Api,
+        &["--config-file", "/nonexistent/glance-api.conf"],
+    )?;
+    assert!(!status.success());
+    assert!(err.contains("/nonexistent/glance-api.conf"), "{err}");
+    let (status, err) = run_to_exit(Kind::Registry, &["--config-dir", "/nonexistent/conf.d"])?;
+    assert!(!status.success());
+    assert!(err.contains("/nonexistent/conf.d"), "{err}");
+    Ok(())
+}
+
+#[actix_web::test]
+async fn unimplemented_options_are_warned_about_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_db, reg) = registry(dir.path()).await?;
+    let datadir = tempfile::tempdir()?;
+    let conf = write_conf(
+        dir.path(),
+        "glance-api.conf",
+        &format!(
+            "[DEFAULT]\nenable_v1_api = false\nimage_cache_dir = /var/lib/glance/image-cache\n\
+             [glance_store]\nfilesystem_store_datadir = {}\n",
+            datadir.path().display()
+        ),
+    )?;
+    let api = Daemon::start(
+        Kind::Api,
+        &["--config-file", &conf, "--registry-url", &reg.base],
+    )
+    .await?;
+    let err = api.stderr();
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("does not implement"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("[DEFAULT] enable_v1_api")
+            && warnings[0].contains("[DEFAULT] image_cache_dir"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[actix_web::test]
+async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_db, reg) = registry(dir.path()).await?;
+    let datadir = tempfile::tempdir()?;
+    let logdir = tempfile::tempdir()?;
+    let conf = write_conf(
+        dir.path(),
+        "glance-api.conf",
+        &format!(
+            "[DEFAULT]\nlog_dir = {}\n[glance_store]\nfilesystem_store_datadir = {}\n",
+            logdir.path().display(),
+            datadir.path().display()
+        ),
+    )?;
+    let api = Daemon::start(
+        Kind::Api,
+        &["--config-file", &conf, "--registry-url", &reg.base],
+    )
+    .await?;
+    let log = logdir.path().join("glance-api.log");
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        let base = api.base.clone();
+        async move {
+            let res = http.get(format!("{base}{path}")).send().await?;
+            let id = res
+                .headers()
+                .get("x-openstack-request-id")
+                .context("request id")?
+                .to_str()?
+                .to_string();
+            let status = res.status().as_u16();
+            let body = res.bytes().await?;
+            Ok::<_, anyhow::Error>((id, status, body.len()))
+        }
+    };
+    let (id, status, len) = get("/v2/images").await?;
+    let line = eventually(10, || async {
+        Ok(std::fs::read_to_string(&log)?
+            .lines()
+            .find(|l| l.contains(&id))
+            .map(str::to_string))
+    })
+    .await?;
+    assert!(
+        line.contains("\"GET /v2/images HTTP/1.1\"")
+            && line.contains(&format!(" {status} {len} "))
+            && line.contains("ms"),
+        "access line has method, path, status, bytes, duration: {line}"
+    );
+
+    // logrotate: move the file away, SIGHUP, and the next lines go to a new file.
+    let rotated = logdir.path().join("glance-api.log.1");
+    std::fs::rename(&log, &rotated)?;
+    api.signal("HUP")?;
+    let (id2, _, _) = eventually(10, || async {
+        let (id, _, _) = get("/versions").await?;
+        Ok(log.exists().then_some((id, 0, 0)))
+    })
+    .await?;
+    eventually(10, || async {
+        Ok(std::fs::read_to_string(&log)?.contains(&id2).then_some(()))
+    })
+    .await
+    .context("the reopened log file gets new access lines")?;
+    assert!(std::fs::read_to_string(&rotated)?.contains(&id));
+    assert!(
+        api.stderr().is_empty() || !api.stderr().contains("panicked"),
+        "{}",
+        api.stderr()
+    );
+    let (_, status, _) = get("/versions").await?;
+    assert_eq!(status, 200, "the daemon survives SIGHUP");
+    Ok(())
+}
+
+#[actix_web::test]
+async fn sigterm_lets_an_upload_in_flight_finish_then_exits_zero() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_db, reg) = registry(dir.path()).await?;
+    let datadir = tempfile::tempdir()?;
+    let conf = write_conf(
+        dir.path(),
+        "glance-api.conf",
+        &format!(
+            "[DEFAULT]\ngraceful_shutdown_timeout = 30\n\
+             [glance_store]\nfilesystem_store_datadir = {}\n",
+            datadir.path().display()
+        ),
+    )?;
+    let mut api = Daemon::start(
+        Kind::Api,
+        &["--config-file", &conf, "--registry-url", &reg.base],
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let img: Value = http
+        .post(format!("{}/v2/images", api.base))
+        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = img["id"].as_str().context("id")?.to_string();
+    let data = bytes(31, 8 << 20);
+    let addr = format!("127.0.0.1:{}", api.port);
+    let mut sock = std::net::TcpStream::connect(&addr)?;
+    write!(
+        sock,
+        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )?;
+    let (first, rest) = data.split_at(data.len() / 2);
+    sock.write_all(first)?;
+    sock.flush()?;
+    eventually(10, || async {
+        let v: Value = http
+            .get(format!("{}/v1/images/{id}", reg.base))
+            .header(HEADER_IS_ADMIN, "true")
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok((v["status"] == "saving").then_some(()))
+    })
+    .await?;
+
+    api.signal("TERM")?;
+    // Draining: no new connections are accepted...
+    eventually(10, || async {
+        Ok(std::net::TcpStream::connect(&addr).is_err().then_some(()))
+    })
+    .await
+    .context("the listener closes on SIGTERM")?;
+    assert!(
+        api.child.try_wait()?.is_none(),
+        "still running while an upload is in flight"
+    );
+    // ...while the upload in flight completes.
+    sock.write_all(rest)?;
+    sock.flush()?;
+    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer)?;
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let status = api.wait_exit(Duration::from_secs(20))?;
+    assert!(status.success(), "exit status after draining: {status}");
+    let v: Value = http
+        .get(format!("{}/v1/images/{id}", reg.base))
+        .header(HEADER_IS_ADMIN, "true")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(v["status"], "active");
+    assert_eq!(v["checksum"], md5_hex(&data));
+    Ok(())
+}
+
+#[actix_web::test]
+async fn healthcheck_disable_file_drains_and_detail_names_each_check() -> Result<()> {
+    let flag = tempfile::tempdir()?;
+    let disable = flag.path().join("healthcheck_disable");
+    let c = crate::cloud::TestCloud::with_config(
+        "sqlite",
+        &format!(
+            "[healthcheck]\ndisable_by_file_path = {}\n",
+            disable.display()
+        ),
+    )
+    .await?;
+    let res = c.req(reqwest::Method::GET, "/healthcheck").send().await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await?, "OK");
+    let res = c
+        .req(reqwest::Method::GET, "/healthcheck")
+        .header("accept", "application/json")
+        .send()
+        .await?;
+    assert_eq!(
+        res.json::<Value>().await?,
+        json!({"detailed": false, "reasons": ["OK"]})
+    );
+    let detail: Value = c
+        .req(reqwest::Method::GET, "/healthcheck?detailed")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(detail["checks"]["registry"], "OK", "{detail}");
+    assert_eq!(detail["checks"]["database"], "OK", "{detail}");
+    assert_eq!(detail["checks"]["store:file"], "OK", "{detail}");
+
+    std::fs::write(&disable, "")?;
+    let res = c.req(reqwest::Method::GET, "/healthcheck").send().await?;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.text().await?, "DISABLED BY FILE");
+    assert_eq!(
+        c.req(reqwest::Method::HEAD, "/healthcheck")
+            .send()
+            .await?
+            .status(),
+        503
+    );
+    // A drained node still serves the requests that reach it.
+    assert_eq!(
+        c.req(reqwest::Method::GET, "/v2/images")
+            .send()
+            .await?
+            .status(),
+        200
+    );
+    std::fs::remove_file(&disable)?;
+    assert_eq!(
+        c.req(reqwest::Method::HEAD, "/healthcheck")
+            .send()
+            .await?
+            .status(),
+        204
+    );
+    Ok(())
+}
