@@ -38,6 +38,19 @@ else
 fi
 # In CI the harness refuses to run without both servers, so nothing is silently skipped.
 
+# A real Keystone on loopback for the auth tests (tokens live 20 s so expiry is tested).
+ks_state=$(mktemp -d)
+cleanup() { ./scripts/keystone.sh stop "$ks_state" >/dev/null 2>&1 || true; rm -rf "$ks_state"; }
+trap cleanup EXIT
+echo "== starting Keystone (scripts/keystone.sh)"
+if KEYSTONE_TOKEN_EXPIRATION=20 ./scripts/keystone.sh start "$ks_state" 0 >"$ks_state.log" 2>&1; then
+  export GLANCE_TEST_KEYSTONE="$ks_state/keystone.json"
+else
+  cat "$ks_state.log" >&2
+  echo "warning: Keystone did not start; the Keystone tests will not run" >&2
+fi
+rm -f "$ks_state.log"
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
@@ -46,7 +59,7 @@ echo "== SQLite-only build"
 cargo check -p glance-registry --no-default-features --features sqlite
 echo "== cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; cleanup' EXIT
 set +e
 cargo test --workspace --all-targets 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -16,6 +16,7 @@ mod cloud;
 mod daemons;
 mod ha;
 mod harness;
+mod keystone;
 mod migrations;
 mod procs;
 mod registry_bad_input;

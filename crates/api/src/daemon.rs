@@ -58,6 +58,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.ignored_options.join(", ")
         );
     }
+    if let Some(k) = &config.keystone
+        && !k.ignored.is_empty()
+    {
+        log::warn!(
+            "glance-api accepts but does not use these keystonemiddleware options: {}",
+            k.ignored.join(", ")
+        );
+    }
     config.bind_host = cli.bind_host.unwrap_or(config.bind_host);
     config.bind_port = cli.bind_port.unwrap_or(config.bind_port);
     if let Some(url) = cli.registry_url {

@@ -327,4 +327,37 @@ mod tests {
             .expect_err("visible, not the owner");
         assert_eq!(actix_web::ResponseError::status_code(&err).as_u16(), 403);
     }
+
+    #[test]
+    fn the_shipped_policy_file_loads_and_its_example_overrides() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../etc/policy.yaml");
+        let shipped = Policy::load(path).expect("etc/policy.yaml loads");
+        assert_eq!(
+            shipped,
+            Policy::defaults(),
+            "everything in it is commented out"
+        );
+        let text = std::fs::read_to_string(path).expect("read");
+        let example: String = text
+            .lines()
+            .filter(|l| l.starts_with("#\"deactivate\": \"role:admin\""))
+            .map(|l| l.trim_start_matches('#'))
+            .collect();
+        let e = Enforcer::new(Policy::from_str(&example, "example").expect("example parses"));
+        let img = image("p1", Visibility::Private);
+        let owner = Context::project("p1", &["member"]);
+        assert!(
+            Enforcer::default()
+                .image("deactivate", &owner, &img)
+                .is_ok()
+        );
+        assert_eq!(
+            actix_web::ResponseError::status_code(
+                &e.image("deactivate", &owner, &img)
+                    .expect_err("admins only")
+            )
+            .as_u16(),
+            403
+        );
+    }
 }
