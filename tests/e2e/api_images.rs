@@ -610,3 +610,60 @@ async fn multi_store_info_and_upload_to_a_chosen_store() -> Result<()> {
     assert_eq!(&data[..], b"hello");
     Ok(())
 }
+
+#[actix_web::test]
+async fn hidden_images_leave_the_default_list_only() -> Result<()> {
+    let c = TestCloud::start().await?;
+    let shown = c.create(json!({"name": "visible"})).await?;
+    let hidden = c
+        .create(json!({"name": "hidden", "os_hidden": true}))
+        .await?;
+    assert_eq!(hidden["os_hidden"], true);
+    let names = |v: &Value| -> Vec<String> {
+        v["images"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list: Value = c
+        .req(Method::GET, "/v2/images")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(names(&list), vec!["visible"]);
+    let list: Value = c
+        .req(Method::GET, "/v2/images?os_hidden=true")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(names(&list), vec!["hidden"]);
+    let id = hidden["id"].as_str().unwrap();
+    assert_eq!(c.show(id).await?["name"], "hidden", "shown by id");
+    let res = c
+        .req(Method::PATCH, &format!("/v2/images/{id}"))
+        .header(
+            "content-type",
+            "application/openstack-images-v2.1-json-patch",
+        )
+        .json(&json!([{"op": "replace", "path": "/os_hidden", "value": false}]))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let list: Value = c
+        .req(Method::GET, "/v2/images")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut all = names(&list);
+    all.sort();
+    assert_eq!(all, vec!["hidden", "visible"]);
+    assert_eq!(shown["os_hidden"], false);
+    Ok(())
+}
