@@ -381,3 +381,44 @@ async fn healthcheck_disable_file_drains_and_detail_names_each_check() -> Result
     );
     Ok(())
 }
+
+#[test]
+fn the_install_guides_config_blocks_load_unchanged() -> Result<()> {
+    use glance_api::config::AuthMode;
+    use glance_config::IniSet;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/guides");
+    let api = IniSet::load(&[dir.join("glance-api.conf")])?;
+    let cfg = glance_api::ApiConfig::from_ini(&api)?;
+    assert_eq!(cfg.auth, AuthMode::Keystone);
+    let k = cfg.keystone.as_ref().context("keystone settings")?;
+    assert_eq!(k.auth_url, "http://controller:5000");
+    assert_eq!(k.www_authenticate_uri, "http://controller:5000");
+    assert_eq!(
+        (k.username.as_str(), k.password.as_str()),
+        ("glance", "glance123")
+    );
+    assert_eq!(k.ignored, vec!["[keystone_authtoken] memcached_servers"]);
+    assert_eq!(
+        cfg.bind_host, "0.0.0.0",
+        "with authentication the api listens everywhere"
+    );
+    assert_eq!(cfg.bind_port, 9292);
+    assert_eq!(cfg.stores.default_id, "file");
+    assert!(
+        cfg.ignored_options
+            .iter()
+            .any(|o| o == "[database] connection"),
+        "glance-api has no database of its own; warned, not fatal: {:?}",
+        cfg.ignored_options
+    );
+
+    let reg = IniSet::load(&[dir.join("glance-registry.conf")])?;
+    let rcfg = glance_registry::RegistryConfig::from_ini(&reg)?;
+    assert_eq!(
+        rcfg.database_connection,
+        "mysql+pymysql://glance:glance123@127.0.0.1/glance"
+    );
+    assert_eq!(rcfg.flavor, glance_auth::Flavor::Keystone);
+    glance_registry::db::DbUrl::parse(&rcfg.database_connection)?;
+    Ok(())
+}
