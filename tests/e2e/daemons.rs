@@ -422,3 +422,85 @@ fn the_install_guides_config_blocks_load_unchanged() -> Result<()> {
     glance_registry::db::DbUrl::parse(&rcfg.database_connection)?;
     Ok(())
 }
+
+/// A non-loopback address of this machine, if it has one.
+fn outside_address() -> Option<std::net::IpAddr> {
+    // Connecting a UDP socket sends nothing; it picks the interface a packet would leave by.
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    sock.connect("192.0.2.1:9").ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[actix_web::test]
+async fn registry_without_authentication_serves_loopback_only() -> Result<()> {
+    let Some(ip) = outside_address() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            anyhow::bail!("this machine has no non-loopback address to test from");
+        }
+        eprintln!("note: no non-loopback address here; skipping the loopback-only test");
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let db = TestDb::new("sqlite")?;
+    migrate::sync(&mut DbConnection::open(&DbUrl::parse(&db.url)?)?)?;
+    let conf = write_conf(
+        dir.path(),
+        "glance-registry.conf",
+        &format!("[database]\nconnection = {}\n", db.url),
+    )?;
+    let port = crate::procs::free_port()?;
+    let reg = Daemon::start_at(Kind::Registry, &["--config-file", &conf], "0.0.0.0", port).await?;
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!("http://{ip}:{port}/v1/images"))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await?;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("loopback"),
+        "{body}"
+    );
+    let res = http.get(format!("{}/v1/images", reg.base)).send().await?;
+    assert_eq!(res.status(), 200);
+    assert!(
+        reg.stderr().contains("loopback callers only"),
+        "{}",
+        reg.stderr()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_malformed_policy_file_stops_start_up_naming_the_rule() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = write_conf(
+        dir.path(),
+        "policy.yaml",
+        "\"get_images\": \"role:reader\"\n\"modify_image\": \"role:admin or (role:member\"\n",
+    )?;
+    let conf = write_conf(
+        dir.path(),
+        "glance-api.conf",
+        &format!(
+            "[oslo_policy]\npolicy_file = {policy}\n[glance_store]\nfilesystem_store_datadir = {}\n",
+            dir.path().display()
+        ),
+    )?;
+    let (status, err) = run_to_exit(Kind::Api, &["--config-file", &conf])?;
+    assert!(!status.success());
+    assert!(err.contains("modify_image"), "{err}");
+    let conf = write_conf(
+        dir.path(),
+        "glance-api2.conf",
+        "[oslo_policy]\npolicy_file = /nonexistent/custom-policy.yaml\n",
+    )?;
+    let (status, err) = run_to_exit(Kind::Api, &["--config-file", &conf])?;
+    assert!(!status.success());
+    assert!(err.contains("/nonexistent/custom-policy.yaml"), "{err}");
+    Ok(())
+}

@@ -67,11 +67,16 @@ impl Daemon {
 
     /// As [`Daemon::start`] on a given port (a restart on the same address).
     pub async fn start_on(kind: Kind, args: &[&str], port: u16) -> Result<Self> {
+        Self::start_at(kind, args, "127.0.0.1", port).await
+    }
+
+    /// As [`Daemon::start`], bound to `host`.
+    pub async fn start_at(kind: Kind, args: &[&str], host: &str, port: u16) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let stderr_path = dir.path().join("stderr.log");
         let child = Command::new(kind.exe())
             .args(args)
-            .args(["--bind-host", "127.0.0.1", "--bind-port", &port.to_string()])
+            .args(["--bind-host", host, "--bind-port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path)?)
