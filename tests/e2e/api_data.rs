@@ -343,3 +343,51 @@ async fn deactivated_images_are_downloadable_by_admins_only() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(())
 }
+
+#[actix_web::test]
+async fn errors_are_html_unless_json_is_accepted_and_rejected_uploads_close() -> Result<()> {
+    let c = TestCloud::start().await?;
+    let missing = "/v2/images/00000000-0000-0000-0000-000000000000";
+    // What python-requests (glanceclient) sends: Accept: */* -> an HTML page, as Glance.
+    let res = c
+        .http
+        .get(format!("{}{missing}", c.base))
+        .header("accept", "*/*")
+        .send()
+        .await?;
+    assert_eq!(res.status(), 404);
+    assert_eq!(
+        res.headers()["content-type"].to_str()?,
+        "text/html; charset=UTF-8"
+    );
+    let page = res.text().await?;
+    assert!(
+        page.contains("<h1>404 Not Found</h1>") && page.contains("No image found"),
+        "{page}"
+    );
+    let res = c.req(Method::GET, missing).send().await?;
+    assert_eq!(res.headers()["content-type"].to_str()?, "application/json");
+
+    // A chunked upload refused before any byte is stored: its body is read and discarded (up
+    // to a bound) so a client that sends it all before reading gets the answer, then the
+    // connection closes.
+    let addr = c.base.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr)?;
+    write!(
+        sock,
+        "PUT {missing}/file HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
+         Transfer-Encoding: chunked\r\n\r\n10000\r\n"
+    )?;
+    sock.write_all(&vec![b'x'; 0x10000])?;
+    sock.write_all(b"\r\n0\r\n\r\n")?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut sock, &mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    Ok(())
+}

@@ -536,7 +536,7 @@ async fn schemas_and_discovery() -> Result<()> {
         .json()
         .await?;
     assert_eq!(usage, json!({"usage": {}}));
-    let res = c.req(Method::GET, "/healthcheck").send().await?;
+    let res = c.http.get(format!("{}/healthcheck", c.base)).send().await?;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await?, "OK");
     assert_eq!(

@@ -53,9 +53,12 @@ impl TestCloud {
         })
     }
 
-    /// A request with no identity headers.
+    /// A request with no identity headers, accepting JSON (as openstacksdk does; error bodies
+    /// are then JSON).
     pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("accept", "application/json")
     }
 
     /// A request as `project` with `roles` (trusted-auth headers).

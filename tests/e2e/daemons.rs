@@ -330,7 +330,8 @@ async fn healthcheck_disable_file_drains_and_detail_names_each_check() -> Result
         ),
     )
     .await?;
-    let res = c.req(reqwest::Method::GET, "/healthcheck").send().await?;
+    let plain = |path: &str| c.http.get(format!("{}{path}", c.base));
+    let res = plain("/healthcheck").send().await?;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await?, "OK");
     let res = c
@@ -353,7 +354,7 @@ async fn healthcheck_disable_file_drains_and_detail_names_each_check() -> Result
     assert_eq!(detail["checks"]["store:file"], "OK", "{detail}");
 
     std::fs::write(&disable, "")?;
-    let res = c.req(reqwest::Method::GET, "/healthcheck").send().await?;
+    let res = plain("/healthcheck").send().await?;
     assert_eq!(res.status(), 503);
     assert_eq!(res.text().await?, "DISABLED BY FILE");
     assert_eq!(

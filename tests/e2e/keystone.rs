@@ -176,6 +176,7 @@ impl Cloud {
     fn req(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.api.base))
+            .header("accept", "application/json")
             .header("x-auth-token", token)
     }
 }
@@ -522,6 +523,7 @@ async fn keystone_unreachable_is_503_never_a_pass() -> Result<()> {
     let res = c
         .http
         .get(format!("{}/v2/images", api.base))
+        .header("accept", "application/json")
         .header("x-auth-token", &t)
         .send()
         .await?;

@@ -4,10 +4,14 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_web::body::EitherBody;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, TRANSFER_ENCODING,
+};
 use actix_web::middleware::{Logger, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, error, web};
 use glance_store::Stores;
@@ -87,6 +91,72 @@ async fn request_id(
     let mut res = next.call(req).await?;
     res.headers_mut().insert(header, value);
     Ok(res)
+}
+
+/// Error bodies as Glance (webob) negotiates them: JSON when the request accepts
+/// `application/json`, otherwise an HTML page (what glanceclient expects from `Accept: */*`).
+/// An error answer to a request whose body was not read closes the connection, as Glance does,
+/// so a client still sending a rejected upload is not left blocked.
+async fn error_format(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static, String>>, error::Error> {
+    let header = |name: &HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let wants_json = header(&ACCEPT).is_some_and(|a| a.contains("application/json"));
+    let has_body = header(&TRANSFER_ENCODING).is_some()
+        || header(&CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
+    let mut res = next.call(req).await?;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res.map_into_left_body());
+    }
+    if has_body {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if wants_json || !is_json || res.request().method() == actix_web::http::Method::HEAD {
+        return Ok(res.map_into_left_body());
+    }
+    let (http_req, res) = res.into_parts();
+    let (res, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+    let message = serde_json::from_slice::<glance_model::wire::ErrorBody>(&bytes)
+        .map(|b| b.message)
+        .unwrap_or_default();
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let page = format!(
+        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  \
+         {}<br /><br />\n\n\n\n </body>\n</html>",
+        html_escape(&message)
+    );
+    let mut res = res.set_body(page);
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    Ok(ServiceResponse::new(http_req, res).map_into_right_body())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Rewrites `/v2.N/...` to `/v2/...` for the versions Glance serves, so one route table
@@ -243,6 +313,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
+            .wrap(from_fn(error_format))
             .wrap(from_fn(version_prefix))
             .wrap(from_fn(request_id))
             // Access log (outermost, so it sees the request id the response carries): request

@@ -83,24 +83,24 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// `PUT /v2/images/{id}/file`
-pub async fn upload_image_data(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    Caller(ctx): Caller,
-    id: web::Path<String>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let id = image_id(&id)?;
-    let ct = header(&req, "content-type").unwrap_or("");
+/// Every check before any byte is stored: media type, image state and formats, policy, store,
+/// size caps.
+async fn preflight(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    ctx: &Context,
+    id: &str,
+) -> Result<Preflight, ApiError> {
+    let id = image_id(id)?;
+    let ct = header(req, "content-type").unwrap_or("");
     if ct.split(';').next().map(str::trim) != Some("application/octet-stream") {
         return Err(ApiError::rule(
             ErrorKind::UnsupportedMediaType,
             format!("Image data must be sent as application/octet-stream, not {ct:?}"),
         ));
     }
-    let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("upload_image", &ctx, &image)?;
+    let image = state.registry.get_image(ctx, &id).await?;
+    state.policy.image("upload_image", ctx, &image)?;
     if image.status != ImageStatus::Queued {
         return Err(ApiError::conflict(format!(
             "Image {id} is {}; data can only be uploaded to a queued image",
@@ -112,7 +112,7 @@ pub async fn upload_image_data(
             "Properties disk_format and container_format must be set prior to saving data.",
         ));
     }
-    let declared = match header(&req, "x-openstack-image-size").or(header(&req, "content-length")) {
+    let declared = match header(req, "x-openstack-image-size").or(header(req, "content-length")) {
         None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!(
@@ -121,12 +121,12 @@ pub async fn upload_image_data(
         })?),
     };
     let requested_store = if state.stores.multi_store() {
-        header(&req, "x-image-meta-store").map(str::to_string)
+        header(req, "x-image-meta-store").map(str::to_string)
     } else {
         None
     };
     state.stores.for_upload(requested_store.as_deref())?;
-    let cap = upload_cap(&state, &ctx).await?;
+    let cap = upload_cap(state, ctx).await?;
     if let Some(d) = declared
         && d > cap.0
     {
@@ -140,8 +140,60 @@ pub async fn upload_image_data(
     }
     // A zero Content-Length on a chunked request means "unknown"; only trust a length header
     // when the client did not stream.
-    let declared = declared.filter(|_| header(&req, "transfer-encoding").is_none());
+    let declared = declared.filter(|_| header(req, "transfer-encoding").is_none());
 
+    Ok(Preflight {
+        id,
+        requested_store,
+        cap,
+        declared,
+    })
+}
+
+/// What an upload may proceed with once every check passed.
+struct Preflight {
+    id: ImageId,
+    requested_store: Option<String>,
+    cap: (u64, String),
+    declared: Option<u64>,
+}
+
+/// How much of a rejected upload's body is read and discarded so that a client that sends the
+/// whole body before reading the answer (python-requests, hence glanceclient) gets it; past
+/// this the connection is closed.
+const DRAIN_REJECTED_BODY: u64 = 64 << 20;
+
+async fn drain(payload: &mut web::Payload, limit: u64) {
+    let mut seen = 0u64;
+    while seen < limit {
+        match payload.next().await {
+            Some(Ok(chunk)) => seen += chunk.len() as u64,
+            _ => break,
+        }
+    }
+}
+
+/// `PUT /v2/images/{id}/file`
+pub async fn upload_image_data(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let pre = match preflight(&req, &state, &ctx, &id).await {
+        Ok(p) => p,
+        Err(e) => {
+            drain(&mut payload, DRAIN_REJECTED_BODY).await;
+            return Err(e);
+        }
+    };
+    let Preflight {
+        id,
+        requested_store,
+        cap,
+        declared,
+    } = pre;
     let ttl = state.config.upload_lease_ttl_secs;
     let lease = state
         .registry
