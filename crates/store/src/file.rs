@@ -21,6 +21,9 @@ use crate::{ByteRange, Fetched, StoreError};
 /// Suffix of temporary files; the cleaner only ever looks at names ending in it.
 const PARTIAL_SUFFIX: &str = ".partial";
 
+/// Smallest read chunk of a download, whatever `filesystem_store_chunk_size` says.
+const MIN_READ_CHUNK: usize = 1 << 20;
+
 /// A file store instance (one per configured file backend).
 #[derive(Debug)]
 pub struct FileStore {
@@ -225,7 +228,9 @@ impl FileStore {
                 .await
                 .map_err(|e| StoreError::io(&path, e))?;
         }
-        let chunk = self.cfg.chunk_size;
+        // Each read is a hand-off to tokio's blocking pool: Glance's 64 KiB default made that
+        // hand-off, not the disk, the limit of a download. Reads are at least 1 MiB.
+        let chunk = self.cfg.chunk_size.max(MIN_READ_CHUNK);
         let shown = path.display().to_string();
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), chunk);
         let stream = futures_util::StreamExt::map(stream, move |r| {

@@ -122,6 +122,9 @@ pub fn insert(
         os_hash_value: None,
     };
     conn.transaction(|conn| {
+        // A write first: SQLite then takes its write lock at once (waiting up to busy_timeout)
+        // instead of failing "database is locked" when a read-started transaction upgrades.
+        lock(conn, &id)?;
         // Ids of deleted images stay taken, as in Glance (a soft-deleted row keeps its id).
         let taken: i64 = images::table
             .filter(images::id.eq(&row.id))

@@ -1,0 +1,4 @@
+DROP INDEX ix_images_deleted_hidden_created_id ON images;
+DROP INDEX ix_image_tags_image_id_deleted ON image_tags;
+DROP INDEX ix_image_locations_image_id_deleted ON image_locations;
+DROP INDEX ix_image_properties_image_id_deleted ON image_properties;

@@ -1,0 +1,4 @@
+DROP INDEX ix_images_deleted_hidden_created_id;
+DROP INDEX ix_image_tags_image_id_deleted;
+DROP INDEX ix_image_locations_image_id_deleted;
+DROP INDEX ix_image_properties_image_id_deleted;

@@ -1,0 +1,190 @@
+//! This machine's ceilings, measured in the same run so each figure can be read as a
+//! fraction of what the box can do at all: MD5 ∥ SHA-512 over in-memory bytes (the
+//! store's own hashers, one thread each), an fsync'd sequential write to the image disk,
+//! both at once (what an upload must do), a sendfile(2) HTTP download over loopback, and a
+//! trivial actix-web handler's request rate. Needs no unsafe: sendfile comes from rustix.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use glance_store::HashAlgo;
+
+use crate::transfer::{CHUNK, RandomData};
+
+fn hash_all(algo: HashAlgo, data: &RandomData, total: u64) -> Duration {
+    let t = Instant::now();
+    let mut h = algo.hasher();
+    for i in 0..total.div_ceil(CHUNK as u64) {
+        h.update(data.chunk(i as usize));
+    }
+    // The digest itself is not needed; finishing keeps the work from being optimised away.
+    std::hint::black_box(h.finish_hex());
+    t.elapsed()
+}
+
+fn write_all(path: &Path, data: &RandomData, total: u64) -> Result<Duration> {
+    let _ = std::fs::remove_file(path);
+    let t = Instant::now();
+    let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    for i in 0..total.div_ceil(CHUNK as u64) {
+        f.write_all(data.chunk(i as usize))?;
+    }
+    f.sync_all()?;
+    Ok(t.elapsed())
+}
+
+/// MD5 on one thread and SHA-512 on another over the same `total` bytes; MB/s of the pair.
+pub fn hashing(data: &RandomData, total: u64) -> f64 {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| hash_all(HashAlgo::Md5, data, total));
+        let b = s.spawn(|| hash_all(HashAlgo::Sha512, data, total));
+        (a.join(), b.join())
+    });
+    let slowest = a.unwrap_or_default().max(b.unwrap_or_default());
+    total as f64 / slowest.as_secs_f64() / 1e6
+}
+
+/// Sequential 1 MiB writes of `total` bytes then fsync, to `path`; MB/s.
+pub fn fsync_write(path: &Path, data: &RandomData, total: u64) -> Result<f64> {
+    let d = write_all(path, data, total)?;
+    Ok(total as f64 / d.as_secs_f64() / 1e6)
+}
+
+/// MD5, SHA-512 and the fsync'd write of the same bytes, each on its own thread at once —
+/// the work an upload has to do, without HTTP or the registry; MB/s.
+pub fn hashing_and_write(path: &Path, data: &RandomData, total: u64) -> Result<f64> {
+    let t = Instant::now();
+    let w = std::thread::scope(|s| {
+        let a = s.spawn(|| hash_all(HashAlgo::Md5, data, total));
+        let b = s.spawn(|| hash_all(HashAlgo::Sha512, data, total));
+        let w = write_all(path, data, total);
+        let _ = (a.join(), b.join());
+        w
+    });
+    w?;
+    Ok(total as f64 / t.elapsed().as_secs_f64() / 1e6)
+}
+
+/// A minimal HTTP/1.1 server answering every request with the whole of one file, sent
+/// with sendfile(2) from the page cache.
+pub struct SendfileServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl SendfileServer {
+    /// Listens on a loopback port and serves `path`.
+    pub fn start(path: PathBuf) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = serve_conn(conn, &path) {
+                        eprintln!("sendfile server: {e}");
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, stop })
+    }
+}
+
+impl Drop for SendfileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve_conn(mut sock: TcpStream, path: &Path) -> std::io::Result<()> {
+    sock.set_nodelay(true)?;
+    let mut reader = BufReader::new(sock.try_clone()?);
+    let mut line = String::new();
+    loop {
+        // Skip the request head; every request gets the file.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        write!(
+            sock,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {len}\r\n\r\n"
+        )?;
+        let mut off = 0u64;
+        while off < len {
+            let want = usize::try_from(len - off)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let n = rustix::fs::sendfile(&sock, &file, Some(&mut off), want)
+                .map_err(std::io::Error::from)?;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// An actix-web server (as many workers as the daemons use) whose one route answers `ok`.
+pub struct TrivialServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TrivialServer {
+    /// Starts it on its own thread and actix system.
+    pub fn start(workers: usize) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                use actix_web::{App, HttpServer, web};
+                let server =
+                    HttpServer::new(|| App::new().route("/", web::get().to(|| async { "ok" })))
+                        .workers(workers)
+                        .listen(listener);
+                match server {
+                    Ok(s) => {
+                        let s = s.run();
+                        let _ = tx.send(Ok(s.handle()));
+                        let _ = s.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        let handle = rx.recv()??;
+        Ok(Self { addr, handle })
+    }
+
+    /// Stops it.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}

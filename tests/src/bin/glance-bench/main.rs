@@ -1,0 +1,417 @@
+//! `glance-bench`: the service's benchmark (issue 8). Starts the release glance-registry and
+//! glance-api (SQLite, and MariaDB when `--mysql-url` is given) or targets a running
+//! `--endpoint`, measures uploads, downloads, create+delete, show and list, the daemons'
+//! RSS, and this machine's ceilings in the same run, then prints one markdown table on
+//! stdout (progress goes to stderr). Every figure is the median of `--runs` runs with
+//! min–max. Targets are printed and marked, never asserted: the exit status only says
+//! whether the benchmark itself could run.
+//!
+//! ```sh
+//! scripts/bench.sh                      # build release, then the full benchmark on SQLite
+//! scripts/bench.sh --quick              # small sizes, 1 s runs: a smoke test
+//! scripts/bench.sh --mysql-url mysql://root@127.0.0.1:3306 --json bench.json
+//! target/release/glance-bench --endpoint http://127.0.0.1:9292 --only read
+//! ```
+
+mod ceilings;
+mod daemons;
+mod load;
+mod report;
+mod scenarios;
+mod transfer;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::daemons::{Cloud, Db};
+use crate::report::{Ceiling, Row, median};
+use crate::scenarios::Plan;
+use crate::transfer::RandomData;
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    /// The machine's ceilings (hashing, fsync'd write, sendfile, trivial HTTP).
+    Ceilings,
+    /// Upload, download and Range download of each size, and the daemons' RSS.
+    Transfer,
+    /// Show and list (plain and filtered) over the seeded images.
+    Read,
+    /// Create+delete pairs.
+    Crud,
+}
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "glance-bench",
+    about = "Benchmark glance-api and glance-registry"
+)]
+struct Cli {
+    /// Target a running glance-api (no-auth or trusted front end) instead of starting the
+    /// daemons; RSS is not measured then. Seeded images are deleted afterwards.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Also run against a fresh database on this MariaDB/MySQL server (dropped afterwards),
+    /// e.g. mysql://root@127.0.0.1:3306.
+    #[arg(long)]
+    mysql_url: Option<String>,
+    /// Runs per figure (each figure is their median, with min–max).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Small sizes and short runs: a smoke test of the benchmark itself.
+    #[arg(long)]
+    quick: bool,
+    /// Image sizes to transfer, comma-separated, with K/M/G suffixes (powers of 1024).
+    /// Default 1G,4G (64M,256M with --quick). RSS is reported for the largest.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<String>,
+    /// Leave out transfer sizes above 1 GiB.
+    #[arg(long)]
+    skip_large: bool,
+    /// Only these sections (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Section>,
+    /// Seconds per measured rate run (default 5, 1 with --quick).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Images to seed for show and list (default 10000, 1000 with --quick).
+    #[arg(long)]
+    images: Option<usize>,
+    /// Directory for the run's files (database, image store, ceiling file): must be on the
+    /// disk being measured, not tmpfs.
+    #[arg(long, default_value = "/var/tmp")]
+    workdir: PathBuf,
+    /// Directory holding glance-api, glance-registry and glance-manage (default: this
+    /// binary's directory).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// `RUST_LOG` for the daemons (their logs go to files in the run directory).
+    #[arg(long, default_value = "info")]
+    daemon_log: String,
+    /// Extra glance-api.conf text appended to the generated file, for tuning experiments
+    /// (e.g. $'[glance_store]\nfilesystem_store_chunk_size = 1048576').
+    #[arg(long, default_value = "")]
+    api_conf_extra: String,
+    /// Extra glance-registry.conf text appended to the generated file.
+    #[arg(long, default_value = "")]
+    registry_conf_extra: String,
+    /// Also write all runs as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim().to_ascii_uppercase();
+    let s = s.trim_end_matches("IB").trim_end_matches('B');
+    let (num, mult) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1 << 10),
+        Some('M') => (&s[..s.len() - 1], MIB),
+        Some('G') => (&s[..s.len() - 1], GIB),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("bad size {s:?}: use e.g. 512M or 4G"))?;
+    Ok(n * mult)
+}
+
+/// A size as the table says it.
+pub fn size_label(n: u64) -> String {
+    if n >= GIB && n.is_multiple_of(GIB) {
+        format!("{} GiB", n / GIB)
+    } else {
+        format!("{} MiB", n / MIB)
+    }
+}
+
+fn free_bytes(dir: &std::path::Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(dir).with_context(|| format!("statvfs {}", dir.display()))?;
+    Ok(st.f_bavail * st.f_frsize)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+impl Cli {
+    fn wants(&self, s: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&s)
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let mut sizes: Vec<u64> = if self.sizes.is_empty() {
+            if self.quick {
+                vec![64 * MIB, 256 * MIB]
+            } else {
+                vec![GIB, 4 * GIB]
+            }
+        } else {
+            self.sizes
+                .iter()
+                .map(|s| parse_size(s))
+                .collect::<Result<_>>()?
+        };
+        if self.skip_large {
+            sizes.retain(|&s| s <= GIB);
+        }
+        anyhow::ensure!(self.runs >= 1, "--runs must be at least 1");
+        Ok(Plan {
+            runs: self.runs,
+            sizes,
+            images: self
+                .images
+                .unwrap_or(if self.quick { 1000 } else { 10_000 }),
+            duration: Duration::from_secs_f64(self.duration.unwrap_or(if self.quick {
+                1.0
+            } else {
+                5.0
+            })),
+            warmup: Duration::from_millis(if self.quick { 200 } else { 1000 }),
+            transfer: self.wants(Section::Transfer),
+            read: self.wants(Section::Read),
+            crud: self.wants(Section::Crud),
+            cleanup: self.endpoint.is_some(),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let plan = cli.plan()?;
+    let ceiling_bytes = if cli.quick { 256 * MIB } else { GIB };
+    let largest = plan.sizes.iter().copied().max().unwrap_or(0);
+    let workdir = cli.workdir.clone();
+    std::fs::create_dir_all(&workdir)?;
+    let need = if cli.endpoint.is_some() || !plan.transfer {
+        0
+    } else {
+        3 * largest
+    } + if cli.wants(Section::Ceilings) {
+        ceiling_bytes
+    } else {
+        0
+    };
+    let free = free_bytes(&workdir)?;
+    if free < need {
+        bail!(
+            "{} has {:.1} GiB free but this run needs {:.1} GiB (3× the largest image, {}, plus \
+             the ceiling file); free some space, pass --workdir on another disk, or use --skip-large",
+            workdir.display(),
+            free as f64 / GIB as f64,
+            need as f64 / GIB as f64,
+            size_label(largest)
+        );
+    }
+    let bin_dir = match &cli.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary has no directory")?
+            .to_path_buf(),
+    };
+    let load_start = loadavg();
+    eprintln!(
+        "glance-bench: {} cores, load average {load_start}, runs {}, sizes {:?}, {} images, {:?} per rate run",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        plan.runs,
+        plan.sizes
+            .iter()
+            .map(|&s| size_label(s))
+            .collect::<Vec<_>>(),
+        plan.images,
+        plan.duration
+    );
+    // 64 distinct random MiB: uploads cycle through them, ceilings hash and write them.
+    let data = RandomData::new(64, 0x5eed);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut ceils = scenarios::Ceilings::default();
+    if cli.wants(Section::Ceilings) {
+        ceils = machine_ceilings(&cli, &plan, &data, ceiling_bytes, &mut rows).await?;
+    }
+    if let Some(endpoint) = &cli.endpoint {
+        let target = load::Target::parse(endpoint).await?;
+        scenarios::run_all(&plan, "endpoint", &target, &[], &data, &ceils, &mut rows).await?;
+    } else if plan.transfer || plan.read || plan.crud {
+        let mut dbs = vec![Db::Sqlite];
+        if let Some(u) = &cli.mysql_url {
+            dbs.push(Db::Mysql(u.clone()));
+        }
+        for db in dbs {
+            eprintln!("== {}: starting glance-registry and glance-api", db.label());
+            let extra = daemons::ExtraConf {
+                api: cli.api_conf_extra.clone(),
+                registry: cli.registry_conf_extra.clone(),
+            };
+            let cloud = Cloud::start(&bin_dir, &workdir, &db, &cli.daemon_log, &extra).await?;
+            let r = scenarios::run_all(
+                &plan,
+                db.label(),
+                &cloud.api,
+                &cloud.daemons,
+                &data,
+                &ceils,
+                &mut rows,
+            )
+            .await;
+            if let Err(e) = r {
+                for p in cloud.keep_logs(&workdir, db.label()) {
+                    eprintln!("daemon log kept: {}", p.display());
+                }
+                return Err(e);
+            }
+            drop(cloud);
+        }
+    }
+    let load_end = loadavg();
+    let table = report::table(&rows);
+    println!("{table}");
+    println!(
+        "Machine: {} cores; load average {load_start} at start, {load_end} at end. MB = 10^6 bytes; \
+         every figure is the median of {} runs (min–max beside it); p50/p99 are medians of the runs' percentiles.",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        plan.runs
+    );
+    if let Some(path) = &cli.json {
+        let ctx = serde_json::json!({
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "loadavg_start": load_start,
+            "loadavg_end": load_end,
+            "runs": plan.runs,
+            "sizes": plan.sizes,
+            "images": plan.images,
+            "duration_secs": plan.duration.as_secs_f64(),
+            "endpoint": cli.endpoint,
+            "api_conf_extra": cli.api_conf_extra,
+            "registry_conf_extra": cli.registry_conf_extra,
+        });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&report::json_doc(&rows, ctx))?,
+        )?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn machine_ceilings(
+    cli: &Cli,
+    plan: &Plan,
+    data: &RandomData,
+    bytes: u64,
+    rows: &mut Vec<Row>,
+) -> Result<scenarios::Ceilings> {
+    let dir = tempfile::Builder::new()
+        .prefix("glance-bench-ceil-")
+        .tempdir_in(&cli.workdir)?;
+    let file = dir.path().join("ceiling.bin");
+    let label = size_label(bytes);
+    let mut row = |figure: String, unit: &'static str, values: Vec<f64>, lat: [Vec<f64>; 2]| {
+        eprintln!("{figure}: {:.0} {unit}", median(&values));
+        let [p50_ms, p99_ms] = lat;
+        rows.push(Row {
+            figure,
+            backend: "—".into(),
+            unit,
+            values: values.clone(),
+            p50_ms,
+            p99_ms,
+            ..Row::default()
+        });
+        median(&values)
+    };
+    let runs = plan.runs;
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(ceilings::hashing(data, bytes));
+    }
+    let hash = row(
+        format!("ceiling: MD5 ∥ SHA-512 of {label} in memory (2 threads)"),
+        "MB/s",
+        v,
+        Default::default(),
+    );
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(ceilings::fsync_write(&file, data, bytes)?);
+    }
+    let write = row(
+        format!("ceiling: fsync'd sequential write of {label}"),
+        "MB/s",
+        v,
+        Default::default(),
+    );
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(ceilings::hashing_and_write(&file, data, bytes)?);
+    }
+    let hash_write = row(
+        format!("ceiling: MD5 ∥ SHA-512 ∥ fsync'd write of {label} (3 threads)"),
+        "MB/s",
+        v,
+        Default::default(),
+    );
+    let server = ceilings::SendfileServer::start(file.clone())?;
+    let target = load::Target::local(server.addr);
+    let mut client = load::Client::new(&target);
+    let mut v = Vec::new();
+    // One unmeasured pass so the file is in the page cache ("warm", as the downloads).
+    transfer::download(&mut client, "/", None, bytes).await?;
+    for _ in 0..runs {
+        let d = transfer::download(&mut client, "/", None, bytes).await?;
+        v.push(transfer::mb_per_s(bytes, d));
+    }
+    drop(server);
+    let sendfile = row(
+        format!("ceiling: sendfile download of {label} over loopback"),
+        "MB/s",
+        v,
+        Default::default(),
+    );
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let trivial = ceilings::TrivialServer::start(workers)?;
+    let target = load::Target::local(trivial.addr);
+    let op = load::Op::Get("/".into());
+    let mut http = Vec::new();
+    for c in [1, 16, 64] {
+        let mut v = Vec::new();
+        let (mut p50, mut p99) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let r = load::run_rate(&target, &op, c, plan.warmup, plan.duration).await?;
+            v.push(r.rate());
+            p50.push(r.quantile_ms(0.5));
+            p99.push(r.quantile_ms(0.99));
+        }
+        let m = row(
+            format!("ceiling: trivial HTTP handler, c={c}"),
+            "req/s",
+            v,
+            [p50, p99],
+        );
+        http.push((c, m));
+    }
+    trivial.stop().await;
+    Ok(scenarios::Ceilings {
+        hash_write: Some(Ceiling {
+            name: format!("hash+write {}", report::num(hash_write)),
+            value: hash_write,
+            per_unit: 1.0,
+        }),
+        hash_or_write: Some(hash.min(write)),
+        sendfile: Some(Ceiling {
+            name: format!("sendfile {}", report::num(sendfile)),
+            value: sendfile,
+            per_unit: 1.0,
+        }),
+        http,
+    })
+}

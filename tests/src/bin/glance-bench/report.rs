@@ -1,0 +1,181 @@
+//! The results: one row per figure (all runs kept), rendered as one markdown table with the
+//! median, min–max, latency percentiles, the fraction of the matching ceiling and the target,
+//! and as JSON. Targets are only printed and marked, never asserted.
+
+use serde_json::{Value, json};
+
+/// A ceiling a figure is compared with.
+#[derive(Debug, Clone)]
+pub struct Ceiling {
+    /// Short name shown in the table.
+    pub name: String,
+    /// Median of its runs.
+    pub value: f64,
+    /// How many of the ceiling's units one unit of the figure costs (2 for create+delete
+    /// pairs against the trivial handler's single requests).
+    pub per_unit: f64,
+}
+
+/// One figure.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    /// What was measured.
+    pub figure: String,
+    /// `sqlite`, `mariadb`, `endpoint` or `—` for machine ceilings.
+    pub backend: String,
+    /// Unit of `values`.
+    pub unit: &'static str,
+    /// One value per run.
+    pub values: Vec<f64>,
+    /// Per-run p50 latency, ms (rate figures only).
+    pub p50_ms: Vec<f64>,
+    /// Per-run p99 latency, ms (rate figures only).
+    pub p99_ms: Vec<f64>,
+    /// The matching ceiling, when there is one.
+    pub ceiling: Option<Ceiling>,
+    /// The target, in words.
+    pub target: String,
+    /// Whether the median meets the target (None: no target).
+    pub met: Option<bool>,
+    /// Anything the reader must know (errors, growth, VmHWM).
+    pub note: String,
+}
+
+/// Median (mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        f64::midpoint(s[m - 1], s[m])
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// A number as people read it: thousands separated, fewer decimals as it grows.
+pub fn num(x: f64) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    if x.abs() >= 100.0 {
+        let s = format!("{:.0}", x.abs());
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if x < 0.0 { format!("-{out}") } else { out }
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+impl Row {
+    /// Median of the runs.
+    pub fn median(&self) -> f64 {
+        median(&self.values)
+    }
+
+    /// The median as a fraction of the ceiling.
+    pub fn ratio(&self) -> Option<f64> {
+        self.ceiling
+            .as_ref()
+            .map(|c| self.median() * c.per_unit / c.value)
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let lat = |v: &[f64]| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                num(median(v))
+            }
+        };
+        let ceiling = match (&self.ceiling, self.ratio()) {
+            (Some(c), Some(r)) if r < 0.1 => format!("{:.1}% of {}", r * 100.0, c.name),
+            (Some(c), Some(r)) => format!("{:.0}% of {}", r * 100.0, c.name),
+            _ => String::new(),
+        };
+        let met = match self.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        vec![
+            self.figure.clone(),
+            self.backend.clone(),
+            format!("{} {}", num(self.median()), self.unit),
+            format!("{}–{}", num(min(&self.values)), num(max(&self.values))),
+            lat(&self.p50_ms),
+            lat(&self.p99_ms),
+            ceiling,
+            self.target.clone(),
+            met.into(),
+            self.note.clone(),
+        ]
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "figure": self.figure,
+            "backend": self.backend,
+            "unit": self.unit,
+            "median": self.median(),
+            "min": min(&self.values),
+            "max": max(&self.values),
+            "runs": self.values,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "ceiling": self.ceiling.as_ref().map(|c| json!({"name": c.name, "value": c.value})),
+            "ratio": self.ratio(),
+            "target": self.target,
+            "met": self.met,
+            "note": self.note,
+        })
+    }
+}
+
+/// The markdown table of all rows.
+pub fn table(rows: &[Row]) -> String {
+    let head = [
+        "figure",
+        "db",
+        "median",
+        "min–max",
+        "p50 ms",
+        "p99 ms",
+        "of ceiling",
+        "target",
+        "met",
+        "note",
+    ];
+    let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
+    }
+    out
+}
+
+/// All rows and the run's context as JSON.
+pub fn json_doc(rows: &[Row], context: Value) -> Value {
+    json!({
+        "context": context,
+        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+    })
+}

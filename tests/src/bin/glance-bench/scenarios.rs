@@ -1,0 +1,420 @@
+//! The figures measured against one glance-api: transfers (with the daemons' RSS sampled
+//! during the largest), show and list over seeded images, and create+delete pairs. Each
+//! becomes a [`Row`] with its ceiling and the issue's target; nothing here asserts speed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use crate::daemons::{Daemon, RssSampler, RssWindow, proc_status_kib};
+use crate::load::{self, Client, Op, Target};
+use crate::report::{Ceiling, Row, median, num};
+use crate::size_label;
+use crate::transfer::{self, RandomData};
+
+/// What to run, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Runs per figure.
+    pub runs: usize,
+    /// Transfer sizes in bytes.
+    pub sizes: Vec<u64>,
+    /// Images seeded for show/list.
+    pub images: usize,
+    /// Measured length of a rate run.
+    pub duration: Duration,
+    /// Unmeasured start of a rate run.
+    pub warmup: Duration,
+    /// Run the transfer section.
+    pub transfer: bool,
+    /// Run the show/list section.
+    pub read: bool,
+    /// Run the create+delete section.
+    pub crud: bool,
+    /// Delete the seeded images afterwards (a foreign endpoint).
+    pub cleanup: bool,
+}
+
+/// The machine ceilings the figures are compared with.
+#[derive(Debug, Clone, Default)]
+pub struct Ceilings {
+    /// MD5 ∥ SHA-512 ∥ fsync'd write of the same bytes: the upload ceiling.
+    pub hash_write: Option<Ceiling>,
+    /// min(hashing, write) measured apart, for the report.
+    pub hash_or_write: Option<f64>,
+    /// sendfile over loopback: the download ceiling.
+    pub sendfile: Option<Ceiling>,
+    /// Trivial handler req/s by concurrency.
+    pub http: Vec<(usize, f64)>,
+}
+
+impl Ceilings {
+    fn http(&self, c: usize, per_unit: f64) -> Option<Ceiling> {
+        self.http
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|&(_, v)| Ceiling {
+                name: format!("trivial c={c} {}", num(v)),
+                value: v,
+                per_unit,
+            })
+    }
+}
+
+const DISTROS: [&str; 10] = [
+    "ubuntu", "debian", "centos", "rhel", "fedora", "cirros", "alpine", "arch", "suse", "windows",
+];
+
+/// Every selected section against `target`; `daemons` are sampled for RSS (empty for a
+/// foreign endpoint).
+pub async fn run_all(
+    plan: &Plan,
+    backend: &str,
+    target: &Target,
+    daemons: &[Daemon],
+    data: &RandomData,
+    ceils: &Ceilings,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    if plan.transfer {
+        transfers(plan, backend, target, daemons, data, ceils, rows).await?;
+    }
+    if plan.read {
+        reads(plan, backend, target, ceils, rows).await?;
+    }
+    if plan.crud {
+        crud(plan, backend, target, ceils, rows).await?;
+    }
+    for d in daemons {
+        if let Some(hwm) = proc_status_kib(d.pid(), "VmHWM:") {
+            eprintln!(
+                "[{backend}] {} VmHWM over the whole run: {:.1} MiB",
+                d.name,
+                hwm as f64 / 1024.0
+            );
+            if let Some(r) = rows.iter_mut().find(|r| {
+                r.backend == backend && r.figure.starts_with(&format!("peak RSS {}", d.name))
+            }) {
+                r.note.push_str(&format!(
+                    "; VmHWM {:.1} MiB over the whole run",
+                    hwm as f64 / 1024.0
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn create_body(name: &str) -> String {
+    serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"}).to_string()
+}
+
+async fn transfers(
+    plan: &Plan,
+    backend: &str,
+    target: &Target,
+    daemons: &[Daemon],
+    data: &RandomData,
+    ceils: &Ceilings,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let largest = plan.sizes.iter().copied().max().unwrap_or(0);
+    let mut client = Client::new(target);
+    let pids: Vec<u32> = daemons.iter().map(Daemon::pid).collect();
+    let mut windows: Vec<Vec<RssWindow>> = vec![Vec::new(); daemons.len()];
+    for &size in &plan.sizes {
+        let label = size_label(size);
+        let sample = size == largest && !pids.is_empty();
+        let mut up = Vec::new();
+        let mut kept = None;
+        for run in 0..plan.runs {
+            let id = load::create_image(&mut client, create_body("glance-bench-transfer")).await?;
+            let sampler = sample.then(|| RssSampler::start(pids.clone()));
+            let d = transfer::upload(&mut client, &id, size, data).await?;
+            if let Some(s) = sampler {
+                for (i, w) in s.finish().into_iter().enumerate() {
+                    windows[i].push(w);
+                }
+            }
+            let mbs = transfer::mb_per_s(size, d);
+            eprintln!("[{backend}] upload {label} run {}: {mbs:.0} MB/s", run + 1);
+            up.push(mbs);
+            // Keep one image for the downloads; the others only cost disk.
+            if let Some(old) = kept.replace(id) {
+                load::delete_image(&mut client, &old).await?;
+            }
+        }
+        let id = kept.context("no image uploaded")?;
+        let hw = ceils.hash_write.clone();
+        let met = median(&up) >= 370.0 || hw.as_ref().is_some_and(|c| median(&up) >= 0.9 * c.value);
+        rows.push(Row {
+            figure: format!("upload {label}"),
+            backend: backend.into(),
+            unit: "MB/s",
+            values: up,
+            ceiling: hw,
+            target: "≥ 370 MB/s or ≥ 90% of hash+write".into(),
+            met: Some(met),
+            note: ceils
+                .hash_or_write
+                .map(|v| format!("min(hash, write) apart: {}", num(v)))
+                .unwrap_or_default(),
+            ..Row::default()
+        });
+        let path = format!("/v2/images/{id}/file");
+        for (name, from) in [("download", None), ("Range second half", Some(size / 2))] {
+            let want = size - from.unwrap_or(0);
+            let mut v = Vec::new();
+            for run in 0..plan.runs {
+                let sampler = sample.then(|| RssSampler::start(pids.clone()));
+                let d = transfer::download(&mut client, &path, from, want).await?;
+                if let Some(s) = sampler {
+                    for (i, w) in s.finish().into_iter().enumerate() {
+                        windows[i].push(w);
+                    }
+                }
+                let mbs = transfer::mb_per_s(want, d);
+                eprintln!("[{backend}] {name} {label} run {}: {mbs:.0} MB/s", run + 1);
+                v.push(mbs);
+            }
+            let sf = ceils.sendfile.clone();
+            let met = sf.as_ref().map(|c| median(&v) >= 0.9 * c.value);
+            rows.push(Row {
+                figure: format!("{name} {label}, warm"),
+                backend: backend.into(),
+                unit: "MB/s",
+                values: v,
+                ceiling: sf,
+                target: "≥ 90% of sendfile".into(),
+                met,
+                ..Row::default()
+            });
+        }
+        load::delete_image(&mut client, &id).await?;
+    }
+    for (d, ws) in daemons.iter().zip(&windows) {
+        if ws.is_empty() {
+            continue;
+        }
+        let mib = |k: u64| k as f64 / 1024.0;
+        let peaks: Vec<f64> = ws.iter().map(|w| mib(w.peak)).collect();
+        let growth = ws
+            .iter()
+            .map(|w| mib(w.peak.saturating_sub(w.start)))
+            .fold(0.0, f64::max);
+        let drift = ws
+            .iter()
+            .map(|w| mib(w.end) - mib(w.start))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let top = peaks.iter().copied().fold(0.0, f64::max);
+        // "Flat": a transfer of any size adds at most a few chunk buffers, never its size.
+        let flat = growth <= 16.0 && drift <= 4.0;
+        rows.push(Row {
+            figure: format!(
+                "peak RSS {} during {} transfers",
+                d.name,
+                size_label(largest)
+            ),
+            backend: backend.into(),
+            unit: "MiB",
+            values: peaks,
+            target: "< 64 MiB, flat".into(),
+            met: Some(top < 64.0 && flat),
+            note: format!(
+                "max {top:.1} MiB; largest rise within a transfer +{growth:.1} MiB, start→end {drift:+.1} MiB ({})",
+                if flat { "flat" } else { "not flat" }
+            ),
+            ..Row::default()
+        });
+    }
+    Ok(())
+}
+
+fn seed_body(i: usize) -> String {
+    let mut v = serde_json::json!({
+        "name": format!("glance-bench-{i:05}"),
+        "disk_format": "qcow2",
+        "container_format": "bare",
+        "visibility": "public",
+        "tags": ["glance-bench", format!("tag-{}", i % 20)],
+        "os_distro": DISTROS[i % DISTROS.len()],
+    });
+    for p in 1..10 {
+        v[format!("prop_{p}")] = format!("value-{}", i % (p * 7)).into();
+    }
+    v.to_string()
+}
+
+async fn reads(
+    plan: &Plan,
+    backend: &str,
+    target: &Target,
+    ceils: &Ceilings,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let t = std::time::Instant::now();
+    let retries = Arc::new(AtomicUsize::new(0));
+    let counter = retries.clone();
+    let ids = load::run_count(target, plan.images, 16, move |mut c: Client, i| {
+        let counter = counter.clone();
+        async move {
+            // Seeding is not a measured figure: a failed create (e.g. SQLite's "database is
+            // locked" under concurrent writers) is retried, and the retries are reported.
+            let mut attempt = 0;
+            loop {
+                match load::create_image(&mut c, seed_body(i)).await {
+                    Ok(id) => return Ok((c, id)),
+                    Err(e) if attempt >= 1000 => return Err(e),
+                    Err(_) => {
+                        attempt += 1;
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis((2 * attempt).min(50))).await;
+                    }
+                }
+            }
+        }
+    })
+    .await?;
+    let retried = retries.load(Ordering::Relaxed);
+    eprintln!(
+        "[{backend}] seeded {} images (10 properties, 2 tags each) in {:.1} s{}",
+        ids.len(),
+        t.elapsed().as_secs_f64(),
+        if retried > 0 {
+            format!(" ({retried} creates failed and were retried)")
+        } else {
+            String::new()
+        }
+    );
+    let ids = Arc::new(ids);
+    let cases: [(&str, Op); 3] = [
+        ("show", Op::Show(ids.clone())),
+        ("list 25", Op::Get("/v2/images?limit=25".into())),
+        (
+            "list 25, os_distro=cirros",
+            Op::Get("/v2/images?limit=25&os_distro=cirros".into()),
+        ),
+    ];
+    let n = plan.images;
+    for (name, op) in &cases {
+        for c in [1, 64] {
+            let figure = format!("{name} of {n} images, c={c}");
+            let target_words = match (*name, c) {
+                ("show", 64) => "≥ 10,000 req/s",
+                ("list 25", 64) => "≥ 3,000 req/s",
+                _ => "",
+            };
+            let row = rate_row(plan, backend, target, op, c, &figure, "req/s").await?;
+            let met = match (*name, c) {
+                ("show", 64) => Some(row.median() >= 10_000.0),
+                ("list 25", 64) => Some(row.median() >= 3_000.0),
+                _ => None,
+            };
+            rows.push(Row {
+                ceiling: ceils.http(c, 1.0),
+                target: target_words.into(),
+                met,
+                ..row
+            });
+        }
+    }
+    if plan.cleanup {
+        let ids = ids.clone();
+        load::run_count(target, ids.len(), 16, move |mut c: Client, i| {
+            let ids = ids.clone();
+            async move {
+                load::delete_image(&mut c, &ids[i]).await?;
+                Ok((c, ()))
+            }
+        })
+        .await?;
+        eprintln!("[{backend}] deleted the seeded images");
+    }
+    Ok(())
+}
+
+async fn crud(
+    plan: &Plan,
+    backend: &str,
+    target: &Target,
+    ceils: &Ceilings,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    for c in [1, 16] {
+        let figure = format!("create+delete pairs, c={c}");
+        let row = rate_row(
+            plan,
+            backend,
+            target,
+            &Op::CreateDelete,
+            c,
+            &figure,
+            "pairs/s",
+        )
+        .await?;
+        let (target_words, met) = if c == 16 {
+            (
+                "≥ 1,000 pairs/s, p99 < 100 ms",
+                Some(row.median() >= 1_000.0 && median(&row.p99_ms) < 100.0),
+            )
+        } else {
+            ("", None)
+        };
+        rows.push(Row {
+            // A pair is two requests: compare with half the trivial handler's rate.
+            ceiling: ceils.http(c, 2.0),
+            target: target_words.into(),
+            met,
+            ..row
+        });
+    }
+    Ok(())
+}
+
+async fn rate_row(
+    plan: &Plan,
+    backend: &str,
+    target: &Target,
+    op: &Op,
+    c: usize,
+    figure: &str,
+    unit: &'static str,
+) -> Result<Row> {
+    let mut row = Row {
+        figure: figure.into(),
+        backend: backend.into(),
+        unit,
+        ..Row::default()
+    };
+    let mut errors = 0;
+    let mut first_error = None;
+    for run in 0..plan.runs {
+        let r = load::run_rate(target, op, c, plan.warmup, plan.duration).await?;
+        eprintln!(
+            "[{backend}] {figure} run {}: {:.0} {unit}, p50 {:.2} ms, p99 {:.2} ms{}",
+            run + 1,
+            r.rate(),
+            r.quantile_ms(0.5),
+            r.quantile_ms(0.99),
+            if r.errors > 0 {
+                format!(", {} errors", r.errors)
+            } else {
+                String::new()
+            }
+        );
+        row.values.push(r.rate());
+        row.p50_ms.push(r.quantile_ms(0.5));
+        row.p99_ms.push(r.quantile_ms(0.99));
+        errors += r.errors;
+        first_error = first_error.or(r.first_error);
+    }
+    if errors > 0 {
+        row.note = format!(
+            "{errors} failed requests, first: {}",
+            first_error.unwrap_or_default()
+        );
+    }
+    Ok(row)
+}
