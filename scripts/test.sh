@@ -71,5 +71,8 @@ echo
 echo "${passed} passed, ${failed} failed"
 [ "$status" = 0 ] || exit "$status"
 
+echo "== interop: the real openstack, glance and openstacksdk clients (scripts/interop.sh)"
+./scripts/interop.sh
+
 echo "== systemd units (systemd-analyze verify, readiness probe)"
 ./scripts/check-systemd.sh
