@@ -101,12 +101,8 @@ async fn error_format(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static, String>>, error::Error> {
-    let header = |name: &HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    // Read per request, so without allocating.
+    let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
     let wants_json = header(&ACCEPT).is_some_and(|a| a.contains("application/json"));
     let has_body = header(&TRANSFER_ENCODING).is_some()
         || header(&CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");

@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use glance_auth::AuthError;
+use glance_model::context::parse_roles;
 use glance_model::wire::HEADER_REQUEST_ID;
 use glance_model::{AuthToken, Context, ErrorKind};
 
@@ -28,16 +29,6 @@ fn header(req: &HttpRequest, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn roles_of(raw: Option<String>) -> Vec<String> {
-    raw.map(|r| {
-        r.split(',')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 /// Builds the context of a request in the modes that need no network call.
 pub fn context_of(req: &HttpRequest, mode: AuthMode) -> Result<Context, ApiError> {
     let request_id = header(req, HEADER_REQUEST_ID).unwrap_or_default();
@@ -50,15 +41,14 @@ pub fn context_of(req: &HttpRequest, mode: AuthMode) -> Result<Context, ApiError
                     "This server requires an authenticated identity (X-Identity-Status: Confirmed)",
                 ));
             }
-            let roles = roles_of(header(req, "x-roles"));
-            Ok(Context {
-                user_id: header(req, "x-user-id"),
-                project_id: header(req, "x-project-id").or_else(|| header(req, "x-tenant-id")),
-                is_admin: roles.iter().any(|r| r == "admin"),
-                roles,
+            Ok(Context::authenticated(
+                header(req, "x-user-id"),
+                header(req, "x-project-id").or_else(|| header(req, "x-tenant-id")),
+                header(req, "x-roles")
+                    .map(|r| parse_roles(&r))
+                    .unwrap_or_default(),
                 request_id,
-                auth_token: None,
-            })
+            ))
         }
         AuthMode::Keystone => Err(ApiError::Startup(
             "keystone contexts are built asynchronously".to_string(),
@@ -85,12 +75,8 @@ async fn keystone_context(state: &AppState, req: &HttpRequest) -> Result<Context
     };
     match keystone.validate(&token).await {
         Ok(id) => Ok(Context {
-            user_id: Some(id.user_id),
-            project_id: id.project_id,
-            is_admin: id.roles.iter().any(|r| r == "admin"),
-            roles: id.roles,
-            request_id,
             auth_token: Some(AuthToken(token)),
+            ..Context::authenticated(Some(id.user_id), id.project_id, id.roles, request_id)
         }),
         Err(AuthError::Invalid(why)) => Err(unauthenticated(why)),
         Err(AuthError::Unavailable(why)) => {

@@ -18,6 +18,15 @@ pub struct Context {
     pub auth_token: Option<AuthToken>,
 }
 
+/// Role names from a comma-separated header (`X-Roles`), trimmed and lower-cased as Glance
+/// does.
+pub fn parse_roles(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// A Keystone token; never printed.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthToken(pub String);
@@ -47,6 +56,23 @@ impl Context {
             is_admin: roles.iter().any(|r| r == "admin"),
             roles,
             request_id: String::new(),
+            auth_token: None,
+        }
+    }
+
+    /// An authenticated caller; admin follows the `admin` role.
+    pub fn authenticated(
+        user_id: Option<String>,
+        project_id: Option<String>,
+        roles: Vec<String>,
+        request_id: String,
+    ) -> Self {
+        Self {
+            user_id,
+            project_id,
+            is_admin: roles.iter().any(|r| r == "admin"),
+            roles,
+            request_id,
             auth_token: None,
         }
     }

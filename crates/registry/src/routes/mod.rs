@@ -11,6 +11,7 @@ use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload};
+use glance_model::context::parse_roles;
 use glance_model::wire::{
     ErrorBody, HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
 };
@@ -102,24 +103,16 @@ fn header(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// The identity glance-api forwards in headers.
 fn forwarded(req: &HttpRequest) -> Context {
-    let roles: Vec<String> = header(req, HEADER_ROLES)
-        .map(|r| {
-            r.split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let is_admin = header(req, HEADER_IS_ADMIN).is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        || roles.iter().any(|r| r == "admin");
-    Context {
-        user_id: header(req, HEADER_USER_ID),
-        project_id: header(req, HEADER_PROJECT_ID),
-        roles,
-        is_admin,
-        request_id: header(req, HEADER_REQUEST_ID).unwrap_or_default(),
-        auth_token: None,
-    }
+    let mut ctx = Context::authenticated(
+        header(req, HEADER_USER_ID),
+        header(req, HEADER_PROJECT_ID),
+        header(req, HEADER_ROLES)
+            .map(|r| parse_roles(&r))
+            .unwrap_or_default(),
+        header(req, HEADER_REQUEST_ID).unwrap_or_default(),
+    );
+    ctx.is_admin |= header(req, HEADER_IS_ADMIN).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    ctx
 }
 
 /// Compares without stopping at the first difference.
@@ -178,14 +171,12 @@ async fn authenticate(req: HttpRequest) -> Result<Context, ApiError> {
                 ));
             };
             match keystone.validate(&token).await {
-                Ok(id) => Ok(Context {
-                    user_id: Some(id.user_id),
-                    project_id: id.project_id,
-                    is_admin: id.roles.iter().any(|r| r == "admin"),
-                    roles: id.roles,
-                    request_id: header(&req, HEADER_REQUEST_ID).unwrap_or_default(),
-                    auth_token: None,
-                }),
+                Ok(id) => Ok(Context::authenticated(
+                    Some(id.user_id),
+                    id.project_id,
+                    id.roles,
+                    header(&req, HEADER_REQUEST_ID).unwrap_or_default(),
+                )),
                 Err(AuthError::Invalid(why)) => Err(refused(ErrorKind::Unauthorized, &why)),
                 Err(AuthError::Unavailable(why)) => {
                     log::warn!("token validation failed: {why}");
