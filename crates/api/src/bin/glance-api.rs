@@ -1,5 +1,10 @@
 //! `glance-api`: the public Images API v2 on port 9292.
 
+/// mimalloc: many small, short-lived allocations per request across threads (headers, JSON,
+/// rows) made glibc's allocator a tenth of each daemon's CPU time under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     glance_api::daemon::main()
 }

@@ -14,7 +14,7 @@ use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location, Vi
 
 use super::rows::{ImageRow, LocationRow};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
-use super::{Db, DbConnection, tags};
+use super::{ANY_OF_CHUNK, Db, DbConnection, any_of, tags};
 use crate::error::RegistryError;
 
 diesel::define_sql_function! {
@@ -42,7 +42,9 @@ pub fn find_row(
         .filter(images::id.eq(id.to_string()))
         .filter(images::deleted.eq(false))
         .select(ImageRow::as_select())
-        .first(conn)
+        // No LIMIT: `id` is the primary key, and SQLite re-plans a statement whose bound
+        // LIMIT is rebound, so `first()` would be parsed again on every call.
+        .get_result(conn)
         .optional()?;
     match row {
         Some(row) if is_visible(conn, ctx, &row)? => Ok(row),
@@ -121,7 +123,7 @@ pub fn insert(
         os_hash_algo: None,
         os_hash_value: None,
     };
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         // A write first: SQLite then takes its write lock at once (waiting up to busy_timeout)
         // instead of failing "database is locked" when a read-started transaction upgrades.
         lock(conn, &id)?;
@@ -142,7 +144,10 @@ pub fn insert(
         tags::replace(conn, &row.id, &new.tags, now)?;
         Ok(())
     })?;
-    find(conn, &Context::unauthenticated_admin(""), &id)
+    // Built from what was written rather than read back: a new image has no locations, and
+    // its live tags are the requested set.
+    let tags: std::collections::BTreeSet<String> = new.tags.into_iter().collect();
+    row.into_image(tags.into_iter().collect(), new.properties, Vec::new())
 }
 
 /// Applies an update in one transaction. With `from_state`, the change happens only if the
@@ -155,7 +160,7 @@ pub fn update(
     upd: ImageUpdate,
 ) -> Result<Image, RegistryError> {
     upd.validate()?;
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let row = find_row(conn, ctx, id)?;
         let current: ImageStatus = row
@@ -331,7 +336,7 @@ pub fn soft_delete(
     id: &ImageId,
     delayed: bool,
 ) -> Result<Image, RegistryError> {
-    let image = conn.transaction(|conn| {
+    let image = super::transaction(conn, |conn| {
         lock(conn, id)?;
         let image = find(conn, ctx, id)?;
         if image.protected {
@@ -441,7 +446,11 @@ fn visibility_condition(ctx: &Context, f: &ImageFilters) -> Option<BoxedBool> {
     let project = ctx.project_id.clone();
     let mut conds: Vec<BoxedBool> = Vec::new();
     if !ctx.is_admin {
-        let mut visible: BoxedBool = Box::new(images::visibility.eq_any(["public", "community"]));
+        let mut visible: BoxedBool = Box::new(
+            images::visibility
+                .eq("public")
+                .or(images::visibility.eq("community")),
+        );
         if let Some(p) = project.clone() {
             let members = image_members::table
                 .select(image_members::image_id)
@@ -655,41 +664,41 @@ fn order_by<'a>(
     }
 }
 
-/// Loads the children of a page of rows with one query per table and builds the images,
-/// keeping the rows' order.
+/// Loads the children of a page of rows with one query per table (per [`ANY_OF_CHUNK`]
+/// images) and builds the images, keeping the rows' order.
 pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image>, RegistryError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut props: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-    let prop_rows: Vec<(String, String, Option<String>)> = image_properties::table
-        .select((
-            image_properties::image_id,
-            image_properties::name,
-            image_properties::value,
-        ))
-        .filter(image_properties::image_id.eq_any(&ids))
-        .filter(image_properties::deleted.eq(false))
-        .load(conn)?;
-    for (image_id, name, value) in prop_rows {
-        props
-            .entry(image_id)
-            .or_default()
-            .insert(name, value.unwrap_or_default());
-    }
-    let mut tag_map = tags::for_images(conn, &ids)?;
+    let mut tag_map: HashMap<String, Vec<String>> = HashMap::new();
     let mut locs: HashMap<String, Vec<Location>> = HashMap::new();
-    let loc_rows: Vec<LocationRow> = image_locations::table
-        .select(LocationRow::as_select())
-        .filter(image_locations::image_id.eq_any(&ids))
-        .filter(image_locations::deleted.eq(false))
-        .order(image_locations::id.asc())
-        .load(conn)?;
-    for l in loc_rows {
-        locs.entry(l.image_id.clone())
-            .or_default()
-            .push(l.into_location());
+    for chunk in ids.chunks(ANY_OF_CHUNK) {
+        let prop_rows: Vec<(String, String, Option<String>)> = image_properties::table
+            .select((
+                image_properties::image_id,
+                image_properties::name,
+                image_properties::value,
+            ))
+            .filter(any_of!(image_properties, image_properties::image_id, chunk))
+            .filter(image_properties::deleted.eq(false))
+            .load(conn)?;
+        for (image_id, name, value) in prop_rows {
+            props
+                .entry(image_id)
+                .or_default()
+                .insert(name, value.unwrap_or_default());
+        }
+        tag_map.extend(tags::for_images(conn, chunk)?);
+        let loc_rows: Vec<LocationRow> = image_locations::table
+            .select(LocationRow::as_select())
+            .filter(any_of!(image_locations, image_locations::image_id, chunk))
+            .filter(image_locations::deleted.eq(false))
+            .order(image_locations::id.asc())
+            .load(conn)?;
+        for l in loc_rows {
+            locs.entry(l.image_id.clone())
+                .or_default()
+                .push(l.into_location());
+        }
     }
     rows.into_iter()
         .map(|r| {

@@ -44,7 +44,7 @@ pub fn acquire(
     req: &LeaseRequest,
 ) -> Result<Lease, RegistryError> {
     req.validate()?;
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let row = find_row(conn, ctx, id)?;
         if row.status != ImageStatus::Queued.as_str() {
@@ -88,7 +88,7 @@ fn held(conn: &mut DbConnection, id: &ImageId, token: &str) -> Result<LeaseRow, 
         .filter(leases::image_id.eq(id.to_string()))
         .filter(leases::token.eq(token))
         .select(LeaseRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .ok_or_else(|| {
             RegistryError::rule(
@@ -105,7 +105,7 @@ pub fn heartbeat(
     token: &str,
     ttl_secs: u32,
 ) -> Result<Lease, RegistryError> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         let mut row = held(conn, id, token)?;
         let now = glance_model::time::now();
         row.expires_at = now + Duration::seconds(i64::from(ttl_secs.clamp(1, 86_400)));
@@ -132,7 +132,7 @@ pub fn complete(
     done: &UploadComplete,
 ) -> Result<Image, RegistryError> {
     done.validate()?;
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         held(conn, id, &done.token)?;
         let row = find_row(conn, ctx, id)?;
@@ -181,7 +181,7 @@ pub fn abort(
     id: &ImageId,
     token: &str,
 ) -> Result<Image, RegistryError> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         held(conn, id, token)?;
         back_to_queued(conn, ctx, id)
@@ -230,12 +230,12 @@ pub fn recover(
     ctx: &Context,
     id: &ImageId,
 ) -> Result<Image, RegistryError> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let lease: Option<LeaseRow> = leases::table
             .filter(leases::image_id.eq(id.to_string()))
             .select(LeaseRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         let now = glance_model::time::now();
         match lease {

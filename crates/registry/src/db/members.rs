@@ -85,7 +85,7 @@ pub fn add(
     member: &str,
 ) -> Result<Member, RegistryError> {
     glance_model::member::validate_member_id(member)?;
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let row = find_row(conn, ctx, id)?;
         shared_only(&row)?;
@@ -123,7 +123,7 @@ pub fn set_status(
     member: &str,
     status: MemberStatus,
 ) -> Result<Member, RegistryError> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let current = find(conn, ctx, id, member)?;
         diesel::update(
@@ -149,7 +149,7 @@ pub fn remove(
     id: &ImageId,
     member: &str,
 ) -> Result<(), RegistryError> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let current = find(conn, ctx, id, member)?;
         let now = glance_model::time::now();

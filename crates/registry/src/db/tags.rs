@@ -11,14 +11,14 @@ use super::images::{find_row, lock};
 use super::schema::image_tags;
 use crate::error::RegistryError;
 
-/// Live tags of several images, each list sorted.
+/// Live tags of at most [`super::ANY_OF_CHUNK`] images, each list sorted.
 pub fn for_images(
     conn: &mut DbConnection,
     ids: &[String],
 ) -> Result<HashMap<String, Vec<String>>, RegistryError> {
     let rows: Vec<(String, String)> = image_tags::table
         .select((image_tags::image_id, image_tags::value))
-        .filter(image_tags::image_id.eq_any(ids))
+        .filter(super::any_of!(image_tags, image_tags::image_id, ids))
         .filter(image_tags::deleted.eq(false))
         .load(conn)?;
     let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -99,7 +99,7 @@ pub fn add(
     tag: &str,
 ) -> Result<(), RegistryError> {
     glance_model::image::check_tag(tag)?;
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let row = find_row(conn, ctx, id)?;
         let have: i64 = image_tags::table
@@ -122,7 +122,7 @@ pub fn remove(
     id: &ImageId,
     tag: &str,
 ) -> Result<(), RegistryError> {
-    conn.transaction(|conn| {
+    super::transaction(conn, |conn| {
         lock(conn, id)?;
         let row = find_row(conn, ctx, id)?;
         if soft_delete(conn, &row.id, tag, glance_model::time::now())? == 0 {
