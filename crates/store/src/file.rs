@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::config::FileConfig;
 use crate::hashing::HashAlgo;
@@ -23,6 +22,76 @@ const PARTIAL_SUFFIX: &str = ".partial";
 
 /// Smallest read chunk of a download, whatever `filesystem_store_chunk_size` says.
 const MIN_READ_CHUNK: usize = 1 << 20;
+
+/// Reads a byte range of an image file as a stream of chunks, one chunk ahead: while one
+/// chunk is being sent, the next is read on tokio's blocking pool. Each chunk is read with
+/// one `pread` straight into the buffer that is sent (tokio's `File` reads into a buffer of
+/// its own and copies out of it), and no thread is held between chunks, however slow the
+/// client. Memory per download: two chunks.
+struct ChunkReader {
+    file: std::sync::Arc<std::fs::File>,
+    shown: String,
+    chunk: usize,
+}
+
+type ChunkRead = tokio::task::JoinHandle<std::io::Result<Bytes>>;
+
+impl ChunkReader {
+    /// Starts reading `[from, to)` at `from`; `None` once there is nothing left.
+    fn read(&self, from: u64, to: u64) -> Option<ChunkRead> {
+        if from >= to {
+            return None;
+        }
+        let len = usize::try_from(to - from).map_or(self.chunk, |n| n.min(self.chunk));
+        let file = self.file.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            read_exact_at(&file, from, len)
+        }))
+    }
+
+    fn stream(self, from: u64, to: u64) -> crate::ByteStream {
+        let first = self.read(from, to);
+        Box::pin(futures_util::stream::try_unfold(
+            (self, from, first),
+            move |(reader, at, pending)| async move {
+                let Some(pending) = pending else {
+                    return Ok(None);
+                };
+                let io = |e| StoreError::Io {
+                    path: reader.shown.clone(),
+                    source: e,
+                };
+                let bytes = pending
+                    .await
+                    .map_err(|e| io(std::io::Error::other(e)))?
+                    .map_err(io)?;
+                let next_at = at + bytes.len() as u64;
+                let next = reader.read(next_at, to);
+                Ok(Some((bytes, (reader, next_at, next))))
+            },
+        ))
+    }
+}
+
+/// Reads exactly `len` bytes at `offset` into a new buffer; a file that ends first is an error
+/// (an image file is never shorter than its recorded size unless something damaged it).
+fn read_exact_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        // Appends to the buffer's unfilled capacity without initializing it first.
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                IoKind::UnexpectedEof,
+                format!("the file ends at byte {at}, before the {len} bytes asked for at {offset}"),
+            ));
+        }
+    }
+    // The allocation may be larger than asked, and a read may have filled past `len`.
+    buf.truncate(len);
+    Ok(Bytes::from(buf))
+}
 
 /// A file store instance (one per configured file backend).
 #[derive(Debug)]
@@ -210,7 +279,7 @@ impl FileStore {
     /// Streams the image file, or the part of it `range` names.
     pub async fn get(&self, path: &Path, range: Option<ByteRange>) -> Result<Fetched, StoreError> {
         let path = self.local_path(path)?;
-        let mut file = match tokio::fs::File::open(&path).await {
+        let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == IoKind::NotFound => {
                 return Err(StoreError::NotFound(file_uri(&path)));
@@ -223,27 +292,16 @@ impl FileStore {
             .map_err(|e| StoreError::io(&path, e))?
             .len();
         let (offset, length) = crate::resolve_range(range, size)?;
-        if offset > 0 {
-            file.seek(std::io::SeekFrom::Start(offset))
-                .await
-                .map_err(|e| StoreError::io(&path, e))?;
-        }
-        // Each read is a hand-off to tokio's blocking pool: Glance's 64 KiB default made that
-        // hand-off, not the disk, the limit of a download. Reads are at least 1 MiB.
-        let chunk = self.cfg.chunk_size.max(MIN_READ_CHUNK);
-        let shown = path.display().to_string();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), chunk);
-        let stream = futures_util::StreamExt::map(stream, move |r| {
-            r.map_err(|e| StoreError::Io {
-                path: shown.clone(),
-                source: e,
-            })
-        });
+        let reader = ChunkReader {
+            file: std::sync::Arc::new(file.into_std().await),
+            shown: path.display().to_string(),
+            chunk: self.cfg.chunk_size.max(MIN_READ_CHUNK),
+        };
         Ok(Fetched {
             total_size: Some(size),
             offset,
             length: Some(length),
-            stream: Box::pin(stream),
+            stream: reader.stream(offset, offset + length),
         })
     }
 

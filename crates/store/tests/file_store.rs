@@ -116,6 +116,48 @@ async fn one_pass_gives_size_md5_and_sha512_and_ranges_read_back() {
 }
 
 #[tokio::test]
+async fn a_file_cut_short_under_a_download_ends_it_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&[(dir.path(), 0)]);
+    let bytes = data(2, 3 * 1024 * 1024);
+    let w = store
+        .add(
+            ID,
+            chunked(&bytes),
+            &WriteLimits::default(),
+            HashAlgo::Sha512,
+        )
+        .await
+        .unwrap();
+    let fetched = store.get(&w.path, None).await.unwrap();
+    // Only the first chunk is read before the stream is polled; the rest finds the file short.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&w.path)
+        .unwrap()
+        .set_len(1536 * 1024)
+        .unwrap();
+    let items: Vec<Result<bytes::Bytes, StoreError>> = fetched.stream.collect().await;
+    let got: usize = items
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .map(|b| b.len())
+        .sum();
+    let err = items
+        .iter()
+        .find_map(|i| i.as_ref().err())
+        .expect("a short file must end the stream with an error, not a short success");
+    assert!(got < bytes.len(), "{got} bytes delivered");
+    let cause = std::error::Error::source(err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        cause.contains("ends at byte"),
+        "the error says what happened: {err}: {cause}"
+    );
+}
+
+#[tokio::test]
 async fn other_hash_algorithms_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_at(&[(dir.path(), 0)]);

@@ -178,7 +178,10 @@ pub fn update(
         if let Some(to) = upd.status {
             current.check_transition(to)?;
             if to.needs_formats() && current != to {
-                let disk = changes.disk_format.clone().unwrap_or(row.disk_format.clone());
+                let disk = changes
+                    .disk_format
+                    .clone()
+                    .unwrap_or(row.disk_format.clone());
                 let container = changes
                     .container_format
                     .clone()

@@ -75,9 +75,15 @@ macro_rules! any_of {
         let ids = $crate::db::padded($ids);
         debug_assert!(!ids.is_empty() && ids.len() <= $crate::db::ANY_OF_CHUNK);
         ids.into_iter()
-            .map(|id| -> Box<dyn diesel::BoxableExpression<$table::table, $crate::db::Db, SqlType = diesel::sql_types::Bool>> {
-                Box::new($column.eq(id.to_string()))
-            })
+            .map(
+                |id| -> Box<
+                    dyn diesel::BoxableExpression<
+                            $table::table,
+                            $crate::db::Db,
+                            SqlType = diesel::sql_types::Bool,
+                        >,
+                > { Box::new($column.eq(id.to_string())) },
+            )
             .reduce(|a, b| Box::new(a.or(b)))
             .expect("any_of! needs at least one id")
     }};
@@ -303,5 +309,4 @@ impl Database {
         .await
         .map_err(|_| RegistryError::Cancelled)?
     }
-
 }
