@@ -32,6 +32,12 @@ pub fn find(conn: &mut DbConnection, ctx: &Context, id: &ImageId) -> Result<Imag
         .ok_or_else(|| RegistryError::not_found(format!("No image found with ID {id}")))
 }
 
+/// [`find`] as one read transaction: on SQLite its four statements then share one read lock
+/// and one look at the WAL instead of taking and releasing them each.
+pub fn show(conn: &mut DbConnection, ctx: &Context, id: &ImageId) -> Result<Image, RegistryError> {
+    conn.transaction(|conn| find(conn, ctx, id))
+}
+
 /// Loads the row of a live image the caller may see; 404 otherwise.
 pub fn find_row(
     conn: &mut DbConnection,
@@ -410,6 +416,15 @@ pub fn soft_delete(
         })
     })?;
     Ok(image)
+}
+
+/// [`list`] as one read transaction (see [`show`]).
+pub fn list_page(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    q: &ListQuery,
+) -> Result<Vec<Image>, RegistryError> {
+    conn.transaction(|conn| list(conn, ctx, q))
 }
 
 /// Lists one page of images visible to the caller, filtered and sorted as Glance does.

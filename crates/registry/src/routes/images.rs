@@ -20,7 +20,10 @@ pub async fn list_images(
         max: state.config.api_limit_max,
     };
     let q = ListQuery::parse(&pairs, limits)?;
-    let page = state.db.run(move |c| images::list(c, &ctx, &q)).await?;
+    let page = state
+        .db
+        .run(move |c| images::list_page(c, &ctx, &q))
+        .await?;
     Ok(HttpResponse::Ok().json(ImageList { images: page }))
 }
 
@@ -46,7 +49,7 @@ pub async fn show_image(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let image = state.db.run(move |c| images::find(c, &ctx, &id)).await?;
+    let image = state.db.run(move |c| images::show(c, &ctx, &id)).await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
