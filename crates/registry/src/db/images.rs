@@ -572,20 +572,25 @@ fn apply_filters<'a>(
     }
     time_filter!(f.created_at, images::created_at);
     time_filter!(f.updated_at, images::updated_at);
+    // Correlated EXISTS, as Glance's own queries: walking the page order and probing each
+    // image's (image_id, value) / (image_id, name) index stops after one page of matches,
+    // where `id IN (SELECT …)` built the whole set of matching ids for every page.
     for tag in &f.tags {
-        let sub = image_tags::table
-            .select(image_tags::image_id)
-            .filter(image_tags::value.eq(tag.clone()))
-            .filter(image_tags::deleted.eq(false));
-        q = q.filter(images::id.eq_any(sub));
+        q = q.filter(diesel::dsl::exists(
+            image_tags::table
+                .filter(image_tags::image_id.eq(images::id))
+                .filter(image_tags::value.eq(tag.clone()))
+                .filter(image_tags::deleted.eq(false)),
+        ));
     }
     for (k, v) in &f.properties {
-        let sub = image_properties::table
-            .select(image_properties::image_id)
-            .filter(image_properties::name.eq(k.clone()))
-            .filter(image_properties::value.eq(v.clone()))
-            .filter(image_properties::deleted.eq(false));
-        q = q.filter(images::id.eq_any(sub));
+        q = q.filter(diesel::dsl::exists(
+            image_properties::table
+                .filter(image_properties::image_id.eq(images::id))
+                .filter(image_properties::name.eq(k.clone()))
+                .filter(image_properties::value.eq(v.clone()))
+                .filter(image_properties::deleted.eq(false)),
+        ));
     }
     q
 }
