@@ -14,7 +14,7 @@ use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location, Vi
 
 use super::rows::{ImageRow, LocationRow};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
-use super::{ANY_OF_CHUNK, Db, DbConnection, any_of, tags};
+use super::{ANY_OF_CHUNK, Db, DbConnection, any_of, on_backend, tags};
 use crate::error::RegistryError;
 
 diesel::define_sql_function! {
@@ -44,14 +44,17 @@ pub fn find_row(
     ctx: &Context,
     id: &ImageId,
 ) -> Result<ImageRow, RegistryError> {
-    let row: Option<ImageRow> = images::table
-        .filter(images::id.eq(id.to_string()))
-        .filter(images::deleted.eq(false))
-        .select(ImageRow::as_select())
-        // No LIMIT: `id` is the primary key, and SQLite re-plans a statement whose bound
-        // LIMIT is rebound, so `first()` would be parsed again on every call.
-        .get_result(conn)
-        .optional()?;
+    let sid = id.to_string();
+    let row: Option<ImageRow> = on_backend!(conn, |c, _B| {
+        images::table
+            .filter(images::id.eq(&sid))
+            .filter(images::deleted.eq(false))
+            .select(ImageRow::as_select())
+            // No LIMIT: `id` is the primary key, and SQLite re-plans a statement whose bound
+            // LIMIT is rebound, so `first()` would be parsed again on every call.
+            .get_result(c)
+            .optional()?
+    });
     match row {
         Some(row) if is_visible(conn, ctx, &row)? => Ok(row),
         _ => Err(RegistryError::not_found(format!(
@@ -76,12 +79,14 @@ fn is_visible(
             let Some(project) = ctx.project_id.as_deref() else {
                 return Ok(false);
             };
-            let n: i64 = image_members::table
-                .filter(image_members::image_id.eq(&row.id))
-                .filter(image_members::member.eq(project))
-                .filter(image_members::deleted.eq(false))
-                .count()
-                .get_result(conn)?;
+            let n: i64 = on_backend!(conn, |c, _B| {
+                image_members::table
+                    .filter(image_members::image_id.eq(&row.id))
+                    .filter(image_members::member.eq(project))
+                    .filter(image_members::deleted.eq(false))
+                    .count()
+                    .get_result(c)?
+            });
             Ok(n > 0)
         }
         _ => Ok(false),
@@ -695,15 +700,34 @@ pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image
     let mut tag_map: HashMap<String, Vec<String>> = HashMap::new();
     let mut locs: HashMap<String, Vec<Location>> = HashMap::new();
     for chunk in ids.chunks(ANY_OF_CHUNK) {
-        let prop_rows: Vec<(String, String, Option<String>)> = image_properties::table
-            .select((
-                image_properties::image_id,
-                image_properties::name,
-                image_properties::value,
-            ))
-            .filter(any_of!(image_properties, image_properties::image_id, chunk))
-            .filter(image_properties::deleted.eq(false))
-            .load(conn)?;
+        let (prop_rows, loc_rows) = on_backend!(&mut *conn, |c, B| {
+            let prop_rows: Vec<(String, String, Option<String>)> = image_properties::table
+                .select((
+                    image_properties::image_id,
+                    image_properties::name,
+                    image_properties::value,
+                ))
+                .filter(any_of!(
+                    B,
+                    image_properties,
+                    image_properties::image_id,
+                    chunk
+                ))
+                .filter(image_properties::deleted.eq(false))
+                .load(c)?;
+            let loc_rows: Vec<LocationRow> = image_locations::table
+                .select(LocationRow::as_select())
+                .filter(any_of!(
+                    B,
+                    image_locations,
+                    image_locations::image_id,
+                    chunk
+                ))
+                .filter(image_locations::deleted.eq(false))
+                .order(image_locations::id.asc())
+                .load(c)?;
+            (prop_rows, loc_rows)
+        });
         for (image_id, name, value) in prop_rows {
             props
                 .entry(image_id)
@@ -711,12 +735,6 @@ pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image
                 .insert(name, value.unwrap_or_default());
         }
         tag_map.extend(tags::for_images(conn, chunk)?);
-        let loc_rows: Vec<LocationRow> = image_locations::table
-            .select(LocationRow::as_select())
-            .filter(any_of!(image_locations, image_locations::image_id, chunk))
-            .filter(image_locations::deleted.eq(false))
-            .order(image_locations::id.asc())
-            .load(conn)?;
         for l in loc_rows {
             locs.entry(l.image_id.clone())
                 .or_default()

@@ -66,12 +66,12 @@ pub fn padded(ids: &[String]) -> Vec<&str> {
     out
 }
 
-/// `column = ? OR column = ? …` over [`padded`] ids, boxed for `table`. Diesel's `eq_any` with
-/// a list is never kept as a prepared statement (its SQL changes with the list's length), so a
-/// query using it is parsed and planned again on every call; these conditions are kept.
-/// At most [`ANY_OF_CHUNK`] ids, which keeps the expression well inside SQLite's depth limit.
+/// `column = ? OR column = ? …` over [`padded`] ids, boxed for `table` on backend `$backend`.
+/// Diesel's `eq_any` with a list is never kept as a prepared statement (its SQL changes with
+/// the list's length), so a query using it is parsed and planned again on every call; these
+/// conditions are kept. At most [`ANY_OF_CHUNK`] ids, well inside SQLite's depth limit.
 macro_rules! any_of {
-    ($table:ident, $column:expr, $ids:expr) => {{
+    ($backend:ty, $table:ident, $column:expr, $ids:expr) => {{
         let ids = $crate::db::padded($ids);
         debug_assert!(!ids.is_empty() && ids.len() <= $crate::db::ANY_OF_CHUNK);
         ids.into_iter()
@@ -79,7 +79,7 @@ macro_rules! any_of {
                 |id| -> Box<
                     dyn diesel::BoxableExpression<
                             $table::table,
-                            $crate::db::Db,
+                            $backend,
                             SqlType = diesel::sql_types::Bool,
                         >,
                 > { Box::new($column.eq(id.to_string())) },
@@ -89,6 +89,34 @@ macro_rules! any_of {
     }};
 }
 pub(crate) use any_of;
+
+/// Runs `$body` on the concrete connection inside a [`DbConnection`], with `$backend` naming
+/// its Diesel backend type. Queries through the `DbConnection` enum itself pay for it on
+/// every call: Diesel's multi-connection layer renders the whole SQL text again to collect
+/// the binds and checks it for caching, and copies each row; on the hot read paths (a show,
+/// a page's children) that was a fifth of glance-registry's time.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident, $backend:ident| $body:block) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            $crate::db::DbConnection::Sqlite($c) => {
+                type $backend = diesel::sqlite::Sqlite;
+                $body
+            }
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql($c) => {
+                type $backend = diesel::mysql::Mysql;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Postgres($c) => {
+                type $backend = diesel::pg::Pg;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
 
 impl DbConnection {
     /// Opens a connection of the variant the URL's scheme selects and applies session setup.
@@ -290,6 +318,25 @@ impl Database {
     /// A connection for synchronous callers (glance-manage, tests).
     pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, RegistryError> {
         Ok(self.pool.get()?)
+    }
+
+    /// Runs a short read (never a write: it does not take the write lane): on SQLite, on the calling thread when a pooled connection is free
+    /// at once; otherwise (other backends, or every connection busy) as [`Database::run`].
+    /// Only for bounded lookups (a handful of index probes, tens of microseconds): handing
+    /// such a read to the blocking pool and back cost more than the read itself. A SQLite
+    /// reader in WAL mode does not wait for writers, and a server database is never called
+    /// from here, so the calling worker is never parked on a lock or a network round trip.
+    pub async fn read_now<F, T>(&self, f: F) -> Result<T, RegistryError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, RegistryError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.url.backend == Backend::Sqlite
+            && let Some(mut conn) = self.pool.try_get()
+        {
+            return f(&mut conn);
+        }
+        self.run(f).await
     }
 
     /// Runs a closure with a pooled connection on actix's blocking pool. Its

@@ -16,11 +16,13 @@ pub fn for_images(
     conn: &mut DbConnection,
     ids: &[String],
 ) -> Result<HashMap<String, Vec<String>>, RegistryError> {
-    let rows: Vec<(String, String)> = image_tags::table
-        .select((image_tags::image_id, image_tags::value))
-        .filter(super::any_of!(image_tags, image_tags::image_id, ids))
-        .filter(image_tags::deleted.eq(false))
-        .load(conn)?;
+    let rows: Vec<(String, String)> = super::on_backend!(conn, |c, B| {
+        image_tags::table
+            .select((image_tags::image_id, image_tags::value))
+            .filter(super::any_of!(B, image_tags, image_tags::image_id, ids))
+            .filter(image_tags::deleted.eq(false))
+            .load(c)?
+    });
     let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
     for (id, v) in rows {
         out.entry(id).or_default().insert(v);

@@ -49,7 +49,10 @@ pub async fn show_image(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let image = state.db.run(move |c| images::show(c, &ctx, &id)).await?;
+    let image = state
+        .db
+        .read_now(move |c| images::show(c, &ctx, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
