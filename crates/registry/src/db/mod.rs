@@ -5,6 +5,7 @@ pub mod images;
 pub mod leases;
 pub mod members;
 pub mod migrate;
+pub mod page;
 pub mod purge;
 pub mod rows;
 pub mod schema;

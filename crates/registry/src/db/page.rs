@@ -1,0 +1,291 @@
+//! The query of one page of an image list, built once per backend: run on the concrete
+//! connection, its statement is cached by type instead of having its SQL text rendered again
+//! on every call, as Diesel's multi-connection layer does. The query has no LIMIT; callers
+//! add it (or stop reading) as suits their backend.
+
+macro_rules! page_query {
+    ($module:ident, $backend:ty) => {
+        /// The page query for this backend.
+        pub mod $module {
+            use diesel::prelude::*;
+            use diesel::sql_types::{Bool, Text};
+            use glance_model::filter::{
+                ImageFilters, ListQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp,
+                ValueMatch, VisibilityFilter,
+            };
+            use glance_model::{Context, ImageStatus, Visibility};
+
+            use crate::db::rows::ImageRow;
+            use crate::db::schema::{image_members, image_properties, image_tags, images};
+
+            type Db = $backend;
+            type BoxedBool = Box<dyn BoxableExpression<images::table, Db, SqlType = Bool>>;
+
+            diesel::define_sql_function! {
+                /// SQL `COALESCE(x, y)`: sorts and compares nullable columns the same way on
+                /// every backend.
+                fn coalesce<T: diesel::sql_types::SqlType + diesel::sql_types::SingleValue>(x: diesel::sql_types::Nullable<T>, y: T) -> T;
+            }
+
+            /// Live, non-killed images the caller may see, filtered, after `marker` in the
+            /// requested order.
+            pub fn query<'a>(
+                ctx: &Context,
+                q: &ListQuery,
+                marker: Option<&ImageRow>,
+            ) -> images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>> {
+                let mut query = images::table
+                    .select(ImageRow::as_select())
+                    .filter(images::deleted.eq(false))
+                    .filter(images::status.ne(ImageStatus::Killed.as_str()))
+                    .into_boxed::<Db>();
+                if let Some(cond) = visibility_condition(ctx, &q.filters) {
+                    query = query.filter(cond);
+                }
+                query = apply_filters(query, &q.filters);
+                if let Some(m) = marker {
+                    query = query.filter(after_marker(&q.sort, m));
+                }
+                for (key, dir) in &q.sort {
+                    query = order_by(query, *key, *dir);
+                }
+                query
+            }
+
+            /// Who sees what in a list (Glance's `_select_images_query` plus its community rule).
+            fn visibility_condition(ctx: &Context, f: &ImageFilters) -> Option<BoxedBool> {
+                let project = ctx.project_id.clone();
+                let mut conds: Vec<BoxedBool> = Vec::new();
+                if !ctx.is_admin {
+                    let mut visible: BoxedBool = Box::new(
+                        images::visibility
+                            .eq("public")
+                            .or(images::visibility.eq("community")),
+                    );
+                    if let Some(p) = project.clone() {
+                        let members = image_members::table
+                            .select(image_members::image_id)
+                            .filter(image_members::member.eq(p.clone()))
+                            .filter(image_members::deleted.eq(false));
+                        let wanted = match f.member_status {
+                            MemberStatusFilter::Pending => Some("pending"),
+                            MemberStatusFilter::Accepted => Some("accepted"),
+                            MemberStatusFilter::Rejected => Some("rejected"),
+                            MemberStatusFilter::All => None,
+                        };
+                        let shared = images::visibility.eq("shared");
+                        let member_of: BoxedBool = match wanted {
+                            Some(s) => Box::new(
+                                shared.and(images::id.eq_any(members.filter(image_members::status.eq(s)))),
+                            ),
+                            None => Box::new(shared.and(images::id.eq_any(members))),
+                        };
+                        visible = Box::new(
+                            visible
+                                .or(images::owner.assume_not_null().eq(p))
+                                .or(member_of),
+                        );
+                    }
+                    conds.push(visible);
+                }
+                match f.visibility {
+                    Some(VisibilityFilter::All) => {}
+                    Some(v) => {
+                        let v = match v {
+                            VisibilityFilter::Public => Visibility::Public,
+                            VisibilityFilter::Private => Visibility::Private,
+                            VisibilityFilter::Shared => Visibility::Shared,
+                            VisibilityFilter::Community | VisibilityFilter::All => Visibility::Community,
+                        };
+                        conds.push(Box::new(images::visibility.eq(v.as_str())));
+                    }
+                    None => match project {
+                        // Community images are listed only when asked for, or to their owner.
+                        Some(p) => conds.push(Box::new(
+                            images::visibility
+                                .ne("community")
+                                .or(images::owner.assume_not_null().eq(p)),
+                        )),
+                        None => conds.push(Box::new(images::visibility.ne("community"))),
+                    },
+                }
+                conds.into_iter().reduce(|a, b| Box::new(a.and(b)))
+            }
+
+            fn apply_filters<'a>(
+                mut q: images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>>,
+                f: &ImageFilters,
+            ) -> images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>> {
+                macro_rules! value_match {
+                    ($field:expr, $col:expr) => {
+                        match &$field {
+                            Some(ValueMatch::Eq(v)) => q = q.filter($col.eq(v.clone())),
+                            Some(ValueMatch::In(vs)) => q = q.filter($col.eq_any(vs.clone())),
+                            None => {}
+                        }
+                    };
+                }
+                value_match!(f.name, images::name);
+                value_match!(f.id, images::id);
+                value_match!(f.status, images::status);
+                value_match!(f.container_format, images::container_format);
+                value_match!(f.disk_format, images::disk_format);
+                if let Some(owner) = &f.owner {
+                    q = q.filter(images::owner.eq(owner.clone()));
+                }
+                if let Some(p) = f.protected {
+                    q = q.filter(images::protected.eq(p));
+                }
+                q = q.filter(images::os_hidden.eq(f.os_hidden));
+                if let Some(v) = f.size_min {
+                    q = q.filter(images::size.ge(v));
+                }
+                if let Some(v) = f.size_max {
+                    q = q.filter(images::size.le(v));
+                }
+                if let Some(c) = &f.checksum {
+                    q = q.filter(images::checksum.eq(c.clone()));
+                }
+                if let Some(h) = &f.os_hash_value {
+                    q = q.filter(images::os_hash_value.eq(h.clone()));
+                }
+                macro_rules! time_filter {
+                    ($filter:expr, $col:expr) => {
+                        if let Some(TimeFilter { op, at }) = $filter {
+                            q = match op {
+                                TimeOp::Gt => q.filter($col.gt(at)),
+                                TimeOp::Gte => q.filter($col.ge(at)),
+                                TimeOp::Eq => q.filter($col.eq(at)),
+                                TimeOp::Neq => q.filter($col.ne(at)),
+                                TimeOp::Lt => q.filter($col.lt(at)),
+                                TimeOp::Lte => q.filter($col.le(at)),
+                            };
+                        }
+                    };
+                }
+                time_filter!(f.created_at, images::created_at);
+                time_filter!(f.updated_at, images::updated_at);
+                // Correlated EXISTS, as Glance's own queries: walking the page order and probing each
+                // image's (image_id, value) / (image_id, name) index stops after one page of matches,
+                // where `id IN (SELECT …)` built the whole set of matching ids for every page.
+                for tag in &f.tags {
+                    q = q.filter(diesel::dsl::exists(
+                        image_tags::table
+                            .filter(image_tags::image_id.eq(images::id))
+                            .filter(image_tags::value.eq(tag.clone()))
+                            .filter(image_tags::deleted.eq(false)),
+                    ));
+                }
+                for (k, v) in &f.properties {
+                    q = q.filter(diesel::dsl::exists(
+                        image_properties::table
+                            .filter(image_properties::image_id.eq(images::id))
+                            .filter(image_properties::name.eq(k.clone()))
+                            .filter(image_properties::value.eq(v.clone()))
+                            .filter(image_properties::deleted.eq(false)),
+                    ));
+                }
+                q
+            }
+
+            #[derive(Clone, Copy)]
+            enum Cmp {
+                Eq,
+                After(SortDir),
+            }
+
+            /// One sort key compared with the marker's value. Nullable keys compare through COALESCE
+            /// with Glance's defaults ('' and 0), exactly as they are ordered.
+            fn key_condition(key: SortKey, m: &ImageRow, cmp: Cmp) -> BoxedBool {
+                macro_rules! compare {
+                    ($e:expr, $v:expr) => {
+                        match cmp {
+                            Cmp::Eq => Box::new($e.eq($v)),
+                            Cmp::After(SortDir::Asc) => Box::new($e.gt($v)),
+                            Cmp::After(SortDir::Desc) => Box::new($e.lt($v)),
+                        }
+                    };
+                }
+                match key {
+                    SortKey::Name => compare!(
+                        coalesce::<Text, _, _>(images::name, ""),
+                        m.name.clone().unwrap_or_default()
+                    ),
+                    SortKey::Status => compare!(images::status, m.status.clone()),
+                    SortKey::ContainerFormat => compare!(
+                        coalesce::<Text, _, _>(images::container_format, ""),
+                        m.container_format.clone().unwrap_or_default()
+                    ),
+                    SortKey::DiskFormat => compare!(
+                        coalesce::<Text, _, _>(images::disk_format, ""),
+                        m.disk_format.clone().unwrap_or_default()
+                    ),
+                    SortKey::Size => compare!(
+                        coalesce::<diesel::sql_types::BigInt, _, _>(images::size, 0i64),
+                        m.size.unwrap_or(0)
+                    ),
+                    SortKey::Id => compare!(images::id, m.id.clone()),
+                    SortKey::CreatedAt => compare!(images::created_at, m.created_at),
+                    SortKey::UpdatedAt => compare!(
+                        coalesce::<diesel::sql_types::Timestamp, _, _>(images::updated_at, images::created_at),
+                        m.updated_at.unwrap_or(m.created_at)
+                    ),
+                }
+            }
+
+            /// Rows after the marker in the sort order: (k1 > m1) OR (k1 = m1 AND k2 > m2) OR …
+            fn after_marker(sort: &[(SortKey, SortDir)], m: &ImageRow) -> BoxedBool {
+                let mut alternatives: Vec<BoxedBool> = Vec::new();
+                for (i, (key, dir)) in sort.iter().enumerate() {
+                    let mut all = key_condition(*key, m, Cmp::After(*dir));
+                    for (prev, _) in &sort[..i] {
+                        all = Box::new(key_condition(*prev, m, Cmp::Eq).and(all));
+                    }
+                    alternatives.push(all);
+                }
+                alternatives
+                    .into_iter()
+                    .reduce(|a, b| Box::new(a.or(b)))
+                    .unwrap_or_else(|| Box::new(diesel::dsl::sql::<Bool>("1 = 1")))
+            }
+
+            fn order_by<'a>(
+                q: images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>>,
+                key: SortKey,
+                dir: SortDir,
+            ) -> images::BoxedQuery<'a, Db, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ImageRow, Db>>> {
+                macro_rules! by {
+                    ($e:expr) => {
+                        match dir {
+                            SortDir::Asc => q.then_order_by($e.asc()),
+                            SortDir::Desc => q.then_order_by($e.desc()),
+                        }
+                    };
+                }
+                match key {
+                    SortKey::Name => by!(coalesce::<Text, _, _>(images::name, "")),
+                    SortKey::Status => by!(images::status),
+                    SortKey::ContainerFormat => by!(coalesce::<Text, _, _>(images::container_format, "")),
+                    SortKey::DiskFormat => by!(coalesce::<Text, _, _>(images::disk_format, "")),
+                    SortKey::Size => by!(coalesce::<diesel::sql_types::BigInt, _, _>(
+                        images::size,
+                        0i64
+                    )),
+                    SortKey::Id => by!(images::id),
+                    SortKey::CreatedAt => by!(images::created_at),
+                    SortKey::UpdatedAt => by!(coalesce::<diesel::sql_types::Timestamp, _, _>(
+                        images::updated_at,
+                        images::created_at
+                    )),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(feature = "mysql")]
+page_query!(mysql, diesel::mysql::Mysql);
+#[cfg(feature = "postgres")]
+page_query!(postgres, diesel::pg::Pg);
+#[cfg(feature = "sqlite")]
+page_query!(sqlite, diesel::sqlite::Sqlite);
