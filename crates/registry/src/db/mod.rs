@@ -171,7 +171,8 @@ impl DbConnection {
             Backend::Sqlite => "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 15000;",
             // Strict mode turns silent truncation into errors; all our timestamps are UTC.
             Backend::Mysql => {
-                "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'; \
+                "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00', \
+                 optimizer_switch = 'index_merge_intersection=off'; \
                  SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;"
             }
             Backend::Postgres => "SET TIME ZONE 'UTC';",
