@@ -166,6 +166,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let workers = state.config.workers;
     let drain = u64::from(state.config.graceful_shutdown_timeout_secs);
+    // Database closures are the only blocking work, and at most `slots` run at once; a
+    // worker keeps no more threads than that (each thread keeps its own allocator heap).
+    let blocking = state.db.slots().max(1);
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
@@ -178,6 +181,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .configure(move |cfg| configure(cfg, state))
     })
     .workers(workers)
+    .worker_max_blocking_threads(blocking)
     // SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
     .shutdown_timeout(drain)
     .listen(listener)?

@@ -36,6 +36,9 @@ pub enum RegistryError {
     /// No pooled connection became free in time, or none could be opened.
     #[error("no database connection available")]
     Pool(#[from] r2d2::Error),
+    /// Every database slot stayed taken for `pool_timeout`.
+    #[error("no database connection became free within {0} s")]
+    Busy(u64),
     /// A query failed.
     #[error("database query failed")]
     Query(#[from] diesel::result::Error),
@@ -76,7 +79,7 @@ impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Rule(e) => e.kind(),
-            Self::Connect { .. } | Self::Pool(_) => ErrorKind::Unavailable,
+            Self::Connect { .. } | Self::Pool(_) | Self::Busy(_) => ErrorKind::Unavailable,
             Self::SchemaOutdated(_) => ErrorKind::Unavailable,
             Self::Query(diesel::result::Error::NotFound) => ErrorKind::NotFound,
             Self::Query(diesel::result::Error::DatabaseError(kind, _)) => match kind {
