@@ -24,4 +24,5 @@ mod registry_cas;
 mod registry_images;
 mod registry_list;
 mod registry_uploads;
+mod registry_writes;
 mod store_shared;

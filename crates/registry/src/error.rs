@@ -48,6 +48,9 @@ pub enum RegistryError {
     /// The schema is older than this build expects.
     #[error("the database schema is not up to date ({0}); run `glance-manage db_sync`")]
     SchemaOutdated(String),
+    /// A write was not made: its batch's commit failed, or the writer could not run it.
+    #[error("the change was not saved: {0}")]
+    NotCommitted(String),
     /// The blocking worker running a query went away.
     #[error("database worker was cancelled")]
     Cancelled,
@@ -79,7 +82,9 @@ impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Rule(e) => e.kind(),
-            Self::Connect { .. } | Self::Pool(_) | Self::Busy(_) => ErrorKind::Unavailable,
+            Self::Connect { .. } | Self::Pool(_) | Self::Busy(_) | Self::NotCommitted(_) => {
+                ErrorKind::Unavailable
+            }
             Self::SchemaOutdated(_) => ErrorKind::Unavailable,
             Self::Query(diesel::result::Error::NotFound) => ErrorKind::NotFound,
             Self::Query(diesel::result::Error::DatabaseError(kind, _)) => match kind {

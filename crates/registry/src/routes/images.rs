@@ -35,7 +35,7 @@ pub async fn create_image(
 ) -> Result<HttpResponse, ApiError> {
     let image = state
         .db
-        .run(move |c| images::insert(c, &ctx, body.into_inner()))
+        .write(move |c| images::insert(c, &ctx, body.into_inner()))
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/v1/images/{}", image.id)))
@@ -66,7 +66,7 @@ pub async fn update_image(
     let id = image_id(&id)?;
     let image = state
         .db
-        .run(move |c| images::update(c, &ctx, &id, body.into_inner()))
+        .write(move |c| images::update(c, &ctx, &id, body.into_inner()))
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
@@ -91,7 +91,7 @@ pub async fn delete_image(
     let delayed = q.delayed;
     let image = state
         .db
-        .run(move |c| images::soft_delete(c, &ctx, &id, delayed))
+        .write(move |c| images::soft_delete(c, &ctx, &id, delayed))
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
@@ -104,7 +104,10 @@ pub async fn add_tag(
 ) -> Result<HttpResponse, ApiError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
-    state.db.run(move |c| tags::add(c, &ctx, &id, &tag)).await?;
+    state
+        .db
+        .write(move |c| tags::add(c, &ctx, &id, &tag))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -118,7 +121,7 @@ pub async fn delete_tag(
     let id = image_id(&id)?;
     state
         .db
-        .run(move |c| tags::remove(c, &ctx, &id, &tag))
+        .write(move |c| tags::remove(c, &ctx, &id, &tag))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

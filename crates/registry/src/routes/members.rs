@@ -29,7 +29,7 @@ pub async fn create_member(
     body.validate()?;
     let m = state
         .db
-        .run(move |c| members::add(c, &ctx, &id, &body.member))
+        .write(move |c| members::add(c, &ctx, &id, &body.member))
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }
@@ -61,7 +61,7 @@ pub async fn update_member(
     let status = body.status;
     let m = state
         .db
-        .run(move |c| members::set_status(c, &ctx, &id, &member, status))
+        .write(move |c| members::set_status(c, &ctx, &id, &member, status))
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }
@@ -76,7 +76,7 @@ pub async fn delete_member(
     let id = image_id(&id)?;
     state
         .db
-        .run(move |c| members::remove(c, &ctx, &id, &member))
+        .write(move |c| members::remove(c, &ctx, &id, &member))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -17,7 +17,7 @@ pub async fn start_upload(
     let id = image_id(&id)?;
     let lease = state
         .db
-        .run(move |c| leases::acquire(c, &ctx, &id, &body))
+        .write(move |c| leases::acquire(c, &ctx, &id, &body))
         .await?;
     Ok(HttpResponse::Created().json(lease))
 }
@@ -32,7 +32,7 @@ pub async fn renew_upload(
     let ttl = body.ttl_secs.unwrap_or(state.default_lease_secs);
     let lease = state
         .db
-        .run(move |c| leases::heartbeat(c, &id, &body.token, ttl))
+        .write(move |c| leases::heartbeat(c, &id, &body.token, ttl))
         .await?;
     Ok(HttpResponse::Ok().json(lease))
 }
@@ -47,7 +47,7 @@ pub async fn complete_upload(
     let id = image_id(&id)?;
     let image = state
         .db
-        .run(move |c| leases::complete(c, &ctx, &id, &body))
+        .write(move |c| leases::complete(c, &ctx, &id, &body))
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
@@ -62,7 +62,7 @@ pub async fn abort_upload(
     let id = image_id(&id)?;
     let image = state
         .db
-        .run(move |c| leases::abort(c, &ctx, &id, &body.token))
+        .write(move |c| leases::abort(c, &ctx, &id, &body.token))
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
@@ -74,7 +74,10 @@ pub async fn recover_upload(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let image = state.db.run(move |c| leases::recover(c, &ctx, &id)).await?;
+    let image = state
+        .db
+        .write(move |c| leases::recover(c, &ctx, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
