@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// `filesystem_store_partial_max_age` (ours, seconds): temporary files of dead writers older
     /// than this are removed.
     pub partial_max_age_secs: u64,
+    /// `filesystem_store_direct_io` (ours, default true): write image data with `O_DIRECT`,
+    /// past the page cache (falls back to buffered writes where the file system refuses it).
+    pub direct_io: bool,
 }
 
 impl Default for FileConfig {
@@ -44,6 +47,7 @@ impl Default for FileConfig {
             chunk_size: 65536,
             require_mount: false,
             partial_max_age_secs: 3600,
+            direct_io: true,
         }
     }
 }
@@ -114,6 +118,7 @@ pub const FILE_OPTIONS: &[&str] = &[
     "filesystem_store_chunk_size",
     "filesystem_store_require_mount",
     "filesystem_store_partial_max_age",
+    "filesystem_store_direct_io",
 ];
 
 /// Options an http store reads from its section.
@@ -311,6 +316,7 @@ impl StoresConfig {
                     require_mount: flag("filesystem_store_require_mount")?.unwrap_or(false),
                     partial_max_age_secs: parsed("filesystem_store_partial_max_age", &parse_u64)?
                         .unwrap_or(d.partial_max_age_secs),
+                    direct_io: flag("filesystem_store_direct_io")?.unwrap_or(d.direct_io),
                 })
             }
             "http" => {

@@ -27,14 +27,18 @@ const MIN_READ_CHUNK: usize = 1 << 20;
 /// chunk is being sent, the next is read on tokio's blocking pool. Each chunk is read with
 /// one `pread` straight into the buffer that is sent (tokio's `File` reads into a buffer of
 /// its own and copies out of it), and no thread is held between chunks, however slow the
-/// client. Memory per download: two chunks.
+/// client. Memory per download: at most [`SPARE_BUFFERS`] + 2 chunks, reused.
 struct ChunkReader {
     file: std::sync::Arc<std::fs::File>,
     shown: String,
     chunk: usize,
+    buffers: crate::buffers::Pool,
 }
 
 type ChunkRead = tokio::task::JoinHandle<std::io::Result<Bytes>>;
+
+/// Chunk buffers kept for reuse per download (see [`crate::buffers`]).
+const SPARE_BUFFERS: usize = 2;
 
 impl ChunkReader {
     /// Starts reading `[from, to)` at `from`; `None` once there is nothing left.
@@ -44,8 +48,10 @@ impl ChunkReader {
         }
         let len = usize::try_from(to - from).map_or(self.chunk, |n| n.min(self.chunk));
         let file = self.file.clone();
+        let buffers = self.buffers.clone();
         Some(tokio::task::spawn_blocking(move || {
-            read_exact_at(&file, from, len)
+            let buf = read_exact_at(&file, from, len, buffers.take())?;
+            Ok(buffers.share(buf))
         }))
     }
 
@@ -73,10 +79,17 @@ impl ChunkReader {
     }
 }
 
-/// Reads exactly `len` bytes at `offset` into a new buffer; a file that ends first is an error
-/// (an image file is never shorter than its recorded size unless something damaged it).
-fn read_exact_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
+/// Reads exactly `len` bytes at `offset` into `buf` (emptied first); a file that ends first is
+/// an error (an image file is never shorter than its recorded size unless something damaged
+/// it).
+fn read_exact_at(
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+    mut buf: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    buf.clear();
+    buf.reserve(len);
     while buf.len() < len {
         let at = offset + buf.len() as u64;
         // Appends to the buffer's unfilled capacity without initializing it first.
@@ -90,7 +103,7 @@ fn read_exact_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Resu
     }
     // The allocation may be larger than asked, and a read may have filled past `len`.
     buf.truncate(len);
-    Ok(Bytes::from(buf))
+    Ok(buf)
 }
 
 /// A file store instance (one per configured file backend).
@@ -204,7 +217,13 @@ impl FileStore {
         if final_path.exists() {
             return Err(StoreError::Duplicate(image_id.to_string()));
         }
-        let writer = FileWriter::create(&self.id, &dir, image_id, self.cfg.file_perm)?;
+        let writer = FileWriter::create(
+            &self.id,
+            &dir,
+            image_id,
+            self.cfg.file_perm,
+            self.cfg.direct_io,
+        )?;
         let mut written = pipeline::pump(data, writer, limits, algo).await?;
         written.location = file_uri(&written.path);
         log::info!(
@@ -296,6 +315,7 @@ impl FileStore {
             file: std::sync::Arc::new(file.into_std().await),
             shown: path.display().to_string(),
             chunk: self.cfg.chunk_size.max(MIN_READ_CHUNK),
+            buffers: crate::buffers::Pool::new(SPARE_BUFFERS),
         };
         Ok(Fetched {
             total_size: Some(size),
@@ -421,7 +441,22 @@ fn write_error(store: &str, path: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
+/// Alignment of direct (`O_DIRECT`) writes: buffer address, length and file offset. 4 KiB
+/// covers every common logical block size.
+const DIRECT_ALIGN: usize = 4096;
+
+/// Bytes gathered before one direct write.
+const DIRECT_STAGE: usize = 1 << 20;
+
 /// A temporary file being written; removed on drop unless committed.
+///
+/// With `filesystem_store_direct_io` (the default) the data is written with `O_DIRECT`,
+/// gathered into an aligned 1 MiB buffer: the disk reads it from there, and no copy goes
+/// through the page cache. On this project's benchmark machine a buffered write cost 1.1–2.7
+/// s of kernel CPU per GB (copying into newly allocated page-cache pages), as much as SHA-512
+/// itself, while a direct write cost 0.2 s; an upload is CPU-bound, so that time went
+/// straight off its rate. A file system that refuses direct I/O (at open or on a write) is
+/// written through the page cache instead, and the unaligned tail of every image is.
 #[derive(Debug)]
 pub(crate) struct FileWriter {
     store: String,
@@ -431,6 +466,13 @@ pub(crate) struct FileWriter {
     file: Option<std::fs::File>,
     perm: Option<u32>,
     committed: bool,
+    /// Whether the file is open with `O_DIRECT`.
+    direct: bool,
+    /// Holds an aligned window of [`DIRECT_STAGE`] bytes at `stage_at` (direct mode only).
+    stage: Vec<u8>,
+    stage_at: usize,
+    /// Bytes gathered in the window.
+    staged: usize,
 }
 
 impl FileWriter {
@@ -439,6 +481,7 @@ impl FileWriter {
         dir: &Path,
         image_id: &str,
         perm: Option<u32>,
+        direct_io: bool,
     ) -> Result<Self, StoreError> {
         let temp = dir.join(format!(
             ".{image_id}.{}{PARTIAL_SUFFIX}",
@@ -449,6 +492,19 @@ impl FileWriter {
             .create_new(true)
             .open(&temp)
             .map_err(|e| write_error(store, &temp, e))?;
+        // Turned on after opening: an open with O_DIRECT that the file system refuses may
+        // still have created the file.
+        let direct = direct_io
+            && rustix::fs::fcntl_getfl(&file)
+                .and_then(|fl| rustix::fs::fcntl_setfl(&file, fl | rustix::fs::OFlags::DIRECT))
+                .is_ok();
+        let (stage, stage_at) = if direct {
+            let stage = vec![0u8; DIRECT_STAGE + DIRECT_ALIGN];
+            let at = stage.as_ptr().align_offset(DIRECT_ALIGN);
+            (stage, at)
+        } else {
+            (Vec::new(), 0)
+        };
         Ok(Self {
             store: store.to_string(),
             dir: dir.to_path_buf(),
@@ -457,20 +513,84 @@ impl FileWriter {
             file: Some(file),
             perm,
             committed: false,
+            direct,
+            stage,
+            stage_at,
+            staged: 0,
         })
     }
 
     /// Appends a chunk.
-    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        let Some(file) = self.file.as_mut() else {
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        if !self.direct {
+            let Some(file) = self.file.as_mut() else {
+                return Err(StoreError::Worker("write after close".to_string()));
+            };
+            return file
+                .write_all(data)
+                .map_err(|e| write_error(&self.store, &self.temp, e));
+        }
+        while !data.is_empty() {
+            let n = (DIRECT_STAGE - self.staged).min(data.len());
+            let at = self.stage_at + self.staged;
+            self.stage[at..at + n].copy_from_slice(&data[..n]);
+            self.staged += n;
+            data = &data[n..];
+            if self.staged == DIRECT_STAGE {
+                self.flush_stage()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out what the stage holds (direct mode). A write the file system refuses
+    /// (`EINVAL`) turns direct I/O off for the rest of the file and is made again buffered,
+    /// from where the file's offset stands.
+    fn flush_stage(&mut self) -> Result<(), StoreError> {
+        let Some(file) = self.file.as_ref() else {
             return Err(StoreError::Worker("write after close".to_string()));
         };
-        file.write_all(data)
-            .map_err(|e| write_error(&self.store, &self.temp, e))
+        let fail = |e: std::io::Error| write_error(&self.store, &self.temp, e);
+        let (from, to) = (self.stage_at, self.stage_at + self.staged);
+        let mut done = from;
+        while done < to {
+            match rustix::io::write(file, &self.stage[done..to]) {
+                Ok(0) => return Err(fail(IoKind::WriteZero.into())),
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::INVAL) if self.direct => {
+                    let fl = rustix::fs::fcntl_getfl(file).map_err(|e| fail(e.into()))?;
+                    rustix::fs::fcntl_setfl(file, fl - rustix::fs::OFlags::DIRECT)
+                        .map_err(|e| fail(e.into()))?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(fail(e.into())),
+            }
+        }
+        self.staged = 0;
+        Ok(())
+    }
+
+    /// Writes out the stage's last bytes (direct mode), through the page cache if they do
+    /// not fill whole blocks.
+    fn flush_tail(&mut self) -> Result<(), StoreError> {
+        if self.staged == 0 {
+            return Ok(());
+        }
+        if !self.staged.is_multiple_of(DIRECT_ALIGN)
+            && let Some(file) = self.file.as_ref()
+        {
+            let fail = |e: std::io::Error| write_error(&self.store, &self.temp, e);
+            let fl = rustix::fs::fcntl_getfl(file).map_err(|e| fail(e.into()))?;
+            rustix::fs::fcntl_setfl(file, fl - rustix::fs::OFlags::DIRECT)
+                .map_err(|e| fail(e.into()))?;
+        }
+        self.flush_stage()
     }
 
     /// Makes the data durable and visible under its final name.
     pub(crate) fn commit(mut self) -> Result<PathBuf, StoreError> {
+        self.flush_tail()?;
         let file = self
             .file
             .take()

@@ -6,6 +6,7 @@
 //! configured `os_hash_algo`; reads stream with an optional byte range. This crate never
 //! touches SQL and never speaks HTTP to clients; glance-api is its only user.
 
+mod buffers;
 pub mod config;
 mod error;
 pub mod file;

@@ -1,7 +1,7 @@
-//! The upload pipeline: incoming chunks are checked against the caps, then handed to three
-//! workers running side by side — the file writer, the MD5 hasher and the `os_hash_algo`
-//! hasher — through small bounded channels, so memory stays flat whatever the image size and
-//! the hashes cost no extra pass. If the caller goes away (its future dropped), the channels
+//! The upload pipeline: incoming chunks are checked against the caps and gathered into 1 MiB
+//! blocks, which are handed to three workers running side by side — the file writer, the MD5
+//! hasher and the `os_hash_algo` hasher — through small bounded channels, so memory stays flat
+//! whatever the image size and the hashes cost no extra pass. If the caller goes away (its future dropped), the channels
 //! close and the writer's drop guard removes the temporary file.
 
 use std::path::PathBuf;
@@ -14,8 +14,16 @@ use crate::StoreError;
 use crate::file::FileWriter;
 use crate::hashing::{HashAlgo, Hasher};
 
-/// Chunks in flight per worker; with 64 KiB–4 MiB chunks this bounds memory per upload.
-const DEPTH: usize = 8;
+/// Blocks in flight per worker.
+const DEPTH: usize = 4;
+
+/// Bytes per block handed to the workers. The HTTP server delivers a body in chunks of a few
+/// KiB to tens of KiB; passing each on cost three thread wake-ups per chunk, and each chunk
+/// held on to a piece of the server's read buffer until the slowest worker was done with
+/// it, so the server kept reading into newly allocated memory. Copied into a block at once
+/// (a copy within the cache), a chunk is dropped straight away and the server's buffer is
+/// reused; the blocks come from a pool and are reused too (see [`crate::buffers`]).
+const BLOCK: usize = 1 << 20;
 
 /// Caps checked on every chunk.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +60,13 @@ fn hash_worker(algo: HashAlgo, mut rx: mpsc::Receiver<Bytes>) -> String {
     h.finish_hex()
 }
 
+/// An empty block with room for [`BLOCK`] bytes.
+fn take_block(buffers: &crate::buffers::Pool) -> Vec<u8> {
+    let mut b = buffers.take();
+    b.reserve_exact(BLOCK);
+    b
+}
+
 /// Runs the pipeline to the end and commits the file, or removes it on any failure.
 pub(crate) async fn pump<S>(
     mut data: S,
@@ -75,6 +90,21 @@ where
     let md5_task = tokio::task::spawn_blocking(move || hash_worker(HashAlgo::Md5, mrx));
     let hash_task = tokio::task::spawn_blocking(move || hash_worker(algo, hrx));
 
+    let buffers = crate::buffers::Pool::new(DEPTH + 2);
+    let mut block = take_block(&buffers);
+    // Hands a block to the three workers; false when the writer stopped (on an error, which
+    // its result says).
+    let send = |b: Bytes| {
+        let (wtx, mtx, htx) = (&wtx, &mtx, &htx);
+        async move {
+            if wtx.send(b.clone()).await.is_err() {
+                return false;
+            }
+            let _ = mtx.send(b.clone()).await;
+            let _ = htx.send(b).await;
+            true
+        }
+    };
     let mut total: u64 = 0;
     let fed: Result<(), StoreError> = async {
         while let Some(chunk) = data.next().await {
@@ -97,12 +127,24 @@ where
                     "image data is larger than the image's declared size of {declared} bytes"
                 )));
             }
-            // A closed channel means the writer stopped on an error; its result says which.
-            if wtx.send(chunk.clone()).await.is_err() {
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let n = (BLOCK - block.len()).min(rest.len());
+                block.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                if block.len() == BLOCK {
+                    let full = std::mem::replace(&mut block, take_block(&buffers));
+                    if !send(buffers.share(full)).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if !block.is_empty() {
+            let last = std::mem::take(&mut block);
+            if !send(buffers.share(last)).await {
                 return Ok(());
             }
-            let _ = mtx.send(chunk.clone()).await;
-            let _ = htx.send(chunk).await;
         }
         if let Some(declared) = limits.declared_size
             && total != declared

@@ -1,6 +1,7 @@
 //! This machine's ceilings, measured in the same run so each figure can be read as a
 //! fraction of what the box can do at all: MD5 ∥ SHA-512 over in-memory bytes (the
-//! store's own hashers, one thread each), an fsync'd sequential write to the image disk,
+//! store's own hashers, one thread each), an fsync'd sequential write to the image disk
+//! (buffered, and direct as the file store writes),
 //! both at once (what an upload must do), a sendfile(2) HTTP download over loopback, and a
 //! trivial actix-web handler's request rate. Needs no unsafe: sendfile comes from rustix.
 
@@ -28,12 +29,28 @@ fn hash_all(algo: HashAlgo, data: &RandomData, total: u64) -> Duration {
     t.elapsed()
 }
 
-fn write_all(path: &Path, data: &RandomData, total: u64) -> Result<Duration> {
+/// Writes `total` bytes in 1 MiB writes, then fsync. `direct`: with `O_DIRECT`, each chunk
+/// copied into an aligned buffer first (as the file store does); fails where the file system
+/// refuses direct I/O.
+fn write_all(path: &Path, data: &RandomData, total: u64, direct: bool) -> Result<Duration> {
     let _ = std::fs::remove_file(path);
     let t = Instant::now();
     let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    for i in 0..total.div_ceil(CHUNK as u64) {
-        f.write_all(data.chunk(i as usize))?;
+    if direct {
+        let fl = rustix::fs::fcntl_getfl(&f)?;
+        rustix::fs::fcntl_setfl(&f, fl | rustix::fs::OFlags::DIRECT)
+            .context("this file system refuses O_DIRECT")?;
+        let mut stage = vec![0u8; CHUNK + 4096];
+        let at = stage.as_ptr().align_offset(4096);
+        for i in 0..total.div_ceil(CHUNK as u64) {
+            let chunk = data.chunk(i as usize);
+            stage[at..at + chunk.len()].copy_from_slice(chunk);
+            f.write_all(&stage[at..at + chunk.len()])?;
+        }
+    } else {
+        for i in 0..total.div_ceil(CHUNK as u64) {
+            f.write_all(data.chunk(i as usize))?;
+        }
     }
     f.sync_all()?;
     Ok(t.elapsed())
@@ -50,20 +67,21 @@ pub fn hashing(data: &RandomData, total: u64) -> f64 {
     total as f64 / slowest.as_secs_f64() / 1e6
 }
 
-/// Sequential 1 MiB writes of `total` bytes then fsync, to `path`; MB/s.
-pub fn fsync_write(path: &Path, data: &RandomData, total: u64) -> Result<f64> {
-    let d = write_all(path, data, total)?;
+/// Sequential 1 MiB writes of `total` bytes then fsync, to `path` (buffered, or `direct`);
+/// MB/s.
+pub fn fsync_write(path: &Path, data: &RandomData, total: u64, direct: bool) -> Result<f64> {
+    let d = write_all(path, data, total, direct)?;
     Ok(total as f64 / d.as_secs_f64() / 1e6)
 }
 
-/// MD5, SHA-512 and the fsync'd write of the same bytes, each on its own thread at once —
-/// the work an upload has to do, without HTTP or the registry; MB/s.
-pub fn hashing_and_write(path: &Path, data: &RandomData, total: u64) -> Result<f64> {
+/// MD5, SHA-512 and the fsync'd write (buffered, or `direct`) of the same bytes, each on its
+/// own thread at once — the work an upload has to do, without HTTP or the registry; MB/s.
+pub fn hashing_and_write(path: &Path, data: &RandomData, total: u64, direct: bool) -> Result<f64> {
     let t = Instant::now();
     let w = std::thread::scope(|s| {
         let a = s.spawn(|| hash_all(HashAlgo::Md5, data, total));
         let b = s.spawn(|| hash_all(HashAlgo::Sha512, data, total));
-        let w = write_all(path, data, total);
+        let w = write_all(path, data, total, direct);
         let _ = (a.join(), b.join());
         w
     });

@@ -135,6 +135,7 @@ async fn transfers(
             let d = transfer::upload(&mut client, &id, size, data).await?;
             if let Some(s) = sampler {
                 for (i, w) in s.finish().into_iter().enumerate() {
+                    log_window(backend, daemons[i].name, &format!("upload {label}"), &w);
                     windows[i].push(w);
                 }
             }
@@ -164,6 +165,9 @@ async fn transfers(
             ..Row::default()
         });
         let path = format!("/v2/images/{id}/file");
+        // One unmeasured pass so the image is in the page cache ("warm"): the file store
+        // writes past the cache (O_DIRECT), so an upload no longer leaves it there.
+        transfer::download(&mut client, &path, None, size).await?;
         for (name, from) in [("download", None), ("Range second half", Some(size / 2))] {
             let want = size - from.unwrap_or(0);
             let mut v = Vec::new();
@@ -172,6 +176,7 @@ async fn transfers(
                 let d = transfer::download(&mut client, &path, from, want).await?;
                 if let Some(s) = sampler {
                     for (i, w) in s.finish().into_iter().enumerate() {
+                        log_window(backend, daemons[i].name, &format!("{name} {label}"), &w);
                         windows[i].push(w);
                     }
                 }
@@ -417,4 +422,15 @@ async fn rate_row(
         );
     }
     Ok(row)
+}
+
+/// One transfer's RSS window of one daemon, on stderr.
+fn log_window(backend: &str, daemon: &str, what: &str, w: &RssWindow) {
+    let mib = |k: u64| k as f64 / 1024.0;
+    eprintln!(
+        "[{backend}] {daemon} RSS during {what}: start {:.1}, peak {:.1}, end {:.1} MiB",
+        mib(w.start),
+        mib(w.peak),
+        mib(w.end)
+    );
 }
