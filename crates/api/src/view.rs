@@ -3,60 +3,131 @@
 
 use glance_model::time::isotime;
 use glance_model::{Image, Member};
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value, json};
 
 use crate::app::AppState;
 
 /// Properties Glance keeps for itself and never shows.
 const HIDDEN_PROPERTIES: &[&str] = &["os_glance_stage_host", "os_glance_hash_op_host"];
 
-/// The image as `GET /v2/images/{id}` shows it.
-pub fn image(state: &AppState, img: &Image) -> Value {
-    let mut m = Map::new();
-    for (k, v) in &img.properties {
-        if !HIDDEN_PROPERTIES.contains(&k.as_str()) {
-            m.insert(k.clone(), Value::String(v.clone()));
-        }
-    }
-    let id = img.id.to_string();
-    let base = json!({
-        "name": img.name,
-        "disk_format": img.disk_format,
-        "container_format": img.container_format,
-        "visibility": img.visibility.as_str(),
-        "size": img.size,
-        "virtual_size": img.virtual_size,
-        "status": img.status.as_str(),
-        "checksum": img.checksum,
-        "protected": img.protected,
-        "min_ram": img.min_ram,
-        "min_disk": img.min_disk,
-        "owner": img.owner,
-        "os_hidden": img.os_hidden,
-        "os_hash_algo": img.os_hash_algo,
-        "os_hash_value": img.os_hash_value,
-        "id": id,
-        "created_at": isotime(&img.created_at),
-        "updated_at": isotime(img.updated_at.as_ref().unwrap_or(&img.created_at)),
-        "tags": img.tags,
-        "self": format!("/v2/images/{id}"),
-        "file": format!("/v2/images/{id}/file"),
-        "schema": "/v2/schemas/image",
-    });
-    if let Value::Object(b) = base {
-        m.extend(b);
-    }
+/// Whether a custom property is shown: not one Glance hides, and not named like a field the
+/// view writes itself (the model refuses such names; an adopted database might hold one).
+fn shown(key: &str) -> bool {
+    !matches!(
+        key,
+        "name"
+            | "disk_format"
+            | "container_format"
+            | "visibility"
+            | "size"
+            | "virtual_size"
+            | "status"
+            | "checksum"
+            | "protected"
+            | "min_ram"
+            | "min_disk"
+            | "owner"
+            | "os_hidden"
+            | "os_hash_algo"
+            | "os_hash_value"
+            | "id"
+            | "created_at"
+            | "updated_at"
+            | "tags"
+            | "self"
+            | "file"
+            | "schema"
+            | "stores"
+            | "direct_url"
+    ) && !HIDDEN_PROPERTIES.contains(&key)
+}
+
+/// The image as `GET /v2/images/{id}` shows it: written straight to the response by its
+/// `Serialize`, with no JSON tree built in between (building one per image, a sorted map of
+/// about 35 keys, was a fifth of glance-api's CPU in a list of 25).
+pub struct ImageView<'a> {
+    img: &'a Image,
+    stores: Option<String>,
+    direct_url: Option<&'a str>,
+}
+
+/// The view of `img`.
+pub fn image<'a>(state: &AppState, img: &'a Image) -> ImageView<'a> {
     let locations = sorted_locations(state, img);
-    if state.stores.multi_store() && !locations.is_empty() {
+    let stores = (state.stores.multi_store() && !locations.is_empty()).then(|| {
         let ids: Vec<&str> = locations.iter().filter_map(|(_, s)| *s).collect();
-        m.insert("stores".into(), Value::String(ids.join(",")));
+        ids.join(",")
+    });
+    let direct_url = state
+        .config
+        .show_image_direct_url
+        .then(|| locations.first().map(|(url, _)| *url))
+        .flatten();
+    ImageView {
+        img,
+        stores,
+        direct_url,
     }
-    if state.config.show_image_direct_url
-        && let Some((url, _)) = locations.first()
-    {
-        m.insert("direct_url".into(), Value::String((*url).to_string()));
+}
+
+impl Serialize for ImageView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let img = self.img;
+        let id = img.id;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &img.properties {
+            if shown(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("name", &img.name)?;
+        m.serialize_entry("disk_format", &img.disk_format)?;
+        m.serialize_entry("container_format", &img.container_format)?;
+        m.serialize_entry("visibility", img.visibility.as_str())?;
+        m.serialize_entry("size", &img.size)?;
+        m.serialize_entry("virtual_size", &img.virtual_size)?;
+        m.serialize_entry("status", img.status.as_str())?;
+        m.serialize_entry("checksum", &img.checksum)?;
+        m.serialize_entry("protected", &img.protected)?;
+        m.serialize_entry("min_ram", &img.min_ram)?;
+        m.serialize_entry("min_disk", &img.min_disk)?;
+        m.serialize_entry("owner", &img.owner)?;
+        m.serialize_entry("os_hidden", &img.os_hidden)?;
+        m.serialize_entry("os_hash_algo", &img.os_hash_algo)?;
+        m.serialize_entry("os_hash_value", &img.os_hash_value)?;
+        m.serialize_entry("id", &format_args!("{id}"))?;
+        m.serialize_entry("created_at", &isotime(&img.created_at))?;
+        m.serialize_entry(
+            "updated_at",
+            &isotime(img.updated_at.as_ref().unwrap_or(&img.created_at)),
+        )?;
+        m.serialize_entry("tags", &img.tags)?;
+        m.serialize_entry("self", &format_args!("/v2/images/{id}"))?;
+        m.serialize_entry("file", &format_args!("/v2/images/{id}/file"))?;
+        m.serialize_entry("schema", "/v2/schemas/image")?;
+        if let Some(stores) = &self.stores {
+            m.serialize_entry("stores", stores)?;
+        }
+        if let Some(url) = self.direct_url {
+            m.serialize_entry("direct_url", url)?;
+        }
+        m.end()
     }
-    Value::Object(m)
+}
+
+/// The body of `GET /v2/images`.
+#[derive(serde::Serialize)]
+pub struct ImageList<'a> {
+    /// The page.
+    pub images: Vec<ImageView<'a>>,
+    /// The first page's link.
+    pub first: String,
+    /// The schema's link.
+    pub schema: &'static str,
+    /// The next page's link, when this page is full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// The image's active locations with their store ids, highest store weight first.

@@ -9,7 +9,7 @@ use glance_model::patch::{PatchMediaType, apply_patch_with_formats, parse_patch}
 use glance_model::wire::{ImageUpdate, NewImage};
 use glance_model::{ErrorKind, ImageId, ImageStatus, Visibility};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::image_id;
 use crate::app::AppState;
@@ -73,19 +73,20 @@ pub async fn list_images(
     } else {
         format!("/v2/images?{}", urlencode(&without_marker))
     };
-    let mut body = json!({
-        "images": images.iter().map(|i| view::image(&state, i)).collect::<Vec<_>>(),
-        "first": first,
-        "schema": "/v2/schemas/images",
-    });
-    if q.limit > 0
-        && images.len() == q.limit as usize
-        && let Some(last) = images.last()
-    {
-        let mut next = without_marker;
-        next.push(("marker".to_string(), last.id.to_string()));
-        body["next"] = json!(format!("/v2/images?{}", urlencode(&next)));
-    }
+    let next = (q.limit > 0 && images.len() == q.limit as usize)
+        .then(|| images.last())
+        .flatten()
+        .map(|last| {
+            let mut next = without_marker;
+            next.push(("marker".to_string(), last.id.to_string()));
+            format!("/v2/images?{}", urlencode(&next))
+        });
+    let body = view::ImageList {
+        images: images.iter().map(|i| view::image(&state, i)).collect(),
+        first,
+        schema: "/v2/schemas/images",
+        next,
+    };
     Ok(HttpResponse::Ok().json(body))
 }
 
