@@ -71,6 +71,15 @@ echo
 echo "${passed} passed, ${failed} failed"
 [ "$status" = 0 ] || exit "$status"
 
+# The benchmark itself must keep working: a short run of every section on SQLite (and on
+# MariaDB when reachable), failing on any failed request. Its figures are printed, never
+# checked: speed is judged from full runs of scripts/bench.sh on a quiet machine.
+echo "== benchmark smoke run (glance-bench --quick; figures not checked)"
+bench_db=()
+[ -n "${GLANCE_TEST_MYSQL_URL:-}" ] && bench_db=(--mysql-url "mysql://root@$MYSQL_HOST:3306")
+cargo build --workspace --bins
+./target/debug/glance-bench --quick --fail-on-errors "${bench_db[@]}"
+
 echo "== interop: the real openstack, glance and openstacksdk clients (scripts/interop.sh)"
 ./scripts/interop.sh
 

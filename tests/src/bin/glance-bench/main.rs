@@ -68,6 +68,10 @@ struct Cli {
     /// Small sizes and short runs: a smoke test of the benchmark itself.
     #[arg(long)]
     quick: bool,
+    /// Exit non-zero if any request failed while measuring (the smoke run in CI uses it;
+    /// no figure is checked against a target).
+    #[arg(long)]
+    fail_on_errors: bool,
     /// Image sizes to transfer, comma-separated, with K/M/G suffixes (powers of 1024).
     /// Default 1G,4G (64M,256M with --quick). RSS is reported for the largest.
     #[arg(long, value_delimiter = ',')]
@@ -273,6 +277,11 @@ async fn main() -> Result<()> {
         }
     }
     let load_end = loadavg();
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.failed > 0)
+        .map(|r| format!("{} [{}]: {}", r.figure, r.backend, r.note))
+        .collect();
     let table = report::table(&rows);
     println!("{table}");
     println!(
@@ -299,6 +308,9 @@ async fn main() -> Result<()> {
             serde_json::to_string_pretty(&report::json_doc(&rows, ctx))?,
         )?;
         eprintln!("results written to {}", path.display());
+    }
+    if cli.fail_on_errors && !failed.is_empty() {
+        bail!("requests failed while measuring:\n{}", failed.join("\n"));
     }
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct Row {
     pub met: Option<bool>,
     /// Anything the reader must know (errors, growth, VmHWM).
     pub note: String,
+    /// Requests that failed while measuring this figure.
+    pub failed: u64,
 }
 
 /// Median (mean of the middle two for an even count).

@@ -415,6 +415,7 @@ async fn rate_row(
         errors += r.errors;
         first_error = first_error.or(r.first_error);
     }
+    row.failed = errors;
     if errors > 0 {
         row.note = format!(
             "{errors} failed requests, first: {}",
