@@ -1,4 +1,4 @@
-//! The upload pipeline: incoming chunks are checked against the caps and gathered into 1 MiB
+//! The upload pipeline: incoming chunks are checked against the caps and gathered into 256 KiB
 //! blocks, which are handed to three workers running side by side — the file writer, the MD5
 //! hasher and the `os_hash_algo` hasher — through small bounded channels, so memory stays flat
 //! whatever the image size and the hashes cost no extra pass. If the caller goes away (its future dropped), the channels
@@ -23,7 +23,7 @@ const DEPTH: usize = 4;
 /// it, so the server kept reading into newly allocated memory. Copied into a block at once
 /// (a copy within the cache), a chunk is dropped straight away and the server's buffer is
 /// reused; the blocks come from a pool and are reused too (see [`crate::buffers`]).
-const BLOCK: usize = 1 << 20;
+const BLOCK: usize = 256 << 10;
 
 /// Caps checked on every chunk.
 #[derive(Debug, Clone, Default)]
