@@ -448,6 +448,13 @@ const DIRECT_ALIGN: usize = 4096;
 /// Bytes gathered before one direct write.
 const DIRECT_STAGE: usize = 1 << 20;
 
+/// Turns `O_DIRECT` on or off for an open file.
+fn set_direct(file: &std::fs::File, on: bool) -> rustix::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    let direct = rustix::fs::OFlags::DIRECT;
+    rustix::fs::fcntl_setfl(file, if on { flags | direct } else { flags - direct })
+}
+
 /// A temporary file being written; removed on drop unless committed.
 ///
 /// With `filesystem_store_direct_io` (the default) the data is written with `O_DIRECT`,
@@ -494,10 +501,7 @@ impl FileWriter {
             .map_err(|e| write_error(store, &temp, e))?;
         // Turned on after opening: an open with O_DIRECT that the file system refuses may
         // still have created the file.
-        let direct = direct_io
-            && rustix::fs::fcntl_getfl(&file)
-                .and_then(|fl| rustix::fs::fcntl_setfl(&file, fl | rustix::fs::OFlags::DIRECT))
-                .is_ok();
+        let direct = direct_io && set_direct(&file, true).is_ok();
         let (stage, stage_at) = if direct {
             let stage = vec![0u8; DIRECT_STAGE + DIRECT_ALIGN];
             let at = stage.as_ptr().align_offset(DIRECT_ALIGN);
@@ -559,9 +563,7 @@ impl FileWriter {
                 Ok(n) => done += n,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::INVAL) if self.direct => {
-                    let fl = rustix::fs::fcntl_getfl(file).map_err(|e| fail(e.into()))?;
-                    rustix::fs::fcntl_setfl(file, fl - rustix::fs::OFlags::DIRECT)
-                        .map_err(|e| fail(e.into()))?;
+                    set_direct(file, false).map_err(|e| fail(e.into()))?;
                     self.direct = false;
                 }
                 Err(e) => return Err(fail(e.into())),
@@ -580,10 +582,8 @@ impl FileWriter {
         if !self.staged.is_multiple_of(DIRECT_ALIGN)
             && let Some(file) = self.file.as_ref()
         {
-            let fail = |e: std::io::Error| write_error(&self.store, &self.temp, e);
-            let fl = rustix::fs::fcntl_getfl(file).map_err(|e| fail(e.into()))?;
-            rustix::fs::fcntl_setfl(file, fl - rustix::fs::OFlags::DIRECT)
-                .map_err(|e| fail(e.into()))?;
+            set_direct(file, false).map_err(|e| write_error(&self.store, &self.temp, e.into()))?;
+            self.direct = false;
         }
         self.flush_stage()
     }

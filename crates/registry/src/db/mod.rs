@@ -256,10 +256,8 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<WriteJob>) -> bool {
     if let Err(e) = begun {
         let why = format!("the write transaction could not start: {e}");
         log::error!("{why}");
-        for job in batch.drain(..) {
-            // Not run: answered as not made (see `Database::write`).
-            drop(job);
-        }
+        // Dropped unrun: each caller is answered that its write was not made.
+        batch.clear();
         return !<DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
             conn,
         );
