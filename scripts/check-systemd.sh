@@ -29,9 +29,9 @@ if ! getent passwd glance >/dev/null; then
   $SUDO useradd --system --gid glance --home /var/lib/glance --shell /usr/sbin/nologin glance
 fi
 
-dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 || {
+dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 && dpkg -s libssl-dev >/dev/null 2>&1 || {
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev pkg-config >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev libssl-dev pkg-config >/dev/null
 }
 echo "== cargo build -p glance-api -p glance-registry"
 (cd "$ROOT" && cargo build -q -p glance-api -p glance-registry)

@@ -4,9 +4,9 @@
 # (both created on first run). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 || {
+dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 && dpkg -s libssl-dev >/dev/null 2>&1 || {
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev pkg-config >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev libssl-dev pkg-config >/dev/null
 }
 cargo build --release -p glance-registry -p glance-api
 DATA=$PWD/.data

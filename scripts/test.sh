@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 dpkg -s libmariadb-dev >/dev/null 2>&1 || need_pkgs+=(libmariadb-dev)
 dpkg -s libpq-dev >/dev/null 2>&1 || need_pkgs+=(libpq-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || need_pkgs+=(libssl-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 command -v mysql >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)

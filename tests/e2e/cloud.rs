@@ -169,14 +169,14 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 pub fn md5_hex(data: &[u8]) -> String {
     let mut h = glance_store::HashAlgo::Md5.hasher();
     h.update(data);
-    h.finish_hex()
+    h.finish_hex().expect("digest")
 }
 
 /// SHA-512 hex.
 pub fn sha512_hex(data: &[u8]) -> String {
     let mut h = glance_store::HashAlgo::Sha512.hasher();
     h.update(data);
-    h.finish_hex()
+    h.finish_hex().expect("digest")
 }
 
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.

@@ -52,12 +52,13 @@ pub struct Written {
     pub os_hash_value: String,
 }
 
-fn hash_worker(algo: HashAlgo, mut rx: mpsc::Receiver<Bytes>) -> String {
+fn hash_worker(algo: HashAlgo, mut rx: mpsc::Receiver<Bytes>) -> Result<String, StoreError> {
     let mut h: Hasher = algo.hasher();
     while let Some(chunk) = rx.blocking_recv() {
         h.update(&chunk);
     }
     h.finish_hex()
+        .map_err(|e| StoreError::Worker(e.to_string()))
 }
 
 /// An empty block with room for [`BLOCK`] bytes.
@@ -168,6 +169,7 @@ where
         .map_err(|e| StoreError::Worker(e.to_string()))?;
     // On a feed error the writer is dropped here, which removes the temporary file.
     fed?;
+    let (checksum, os_hash_value) = (checksum?, os_hash_value?);
     let path = tokio::task::spawn_blocking(move || writer.commit())
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))??;

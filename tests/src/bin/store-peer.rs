@@ -126,7 +126,7 @@ async fn main() -> Result<()> {
             }
             println!(
                 "{}",
-                serde_json::json!({"size": n, "checksum": h.finish_hex()})
+                serde_json::json!({"size": n, "checksum": h.finish_hex()?})
             );
         }
         "clean" => {
@@ -146,7 +146,7 @@ async fn main() -> Result<()> {
             while let Some(c) = g.next().await {
                 h.update(&c?);
             }
-            println!("{}", serde_json::json!({"checksum": h.finish_hex()}));
+            println!("{}", serde_json::json!({"checksum": h.finish_hex()?}));
         }
         other => bail!("unknown command {other:?}; use write, read, clean or gen-md5"),
     }
