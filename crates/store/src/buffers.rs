@@ -46,6 +46,51 @@ impl Pool {
     }
 }
 
+/// A buffer lent out for writing; it goes back to its [`Pool`] when dropped.
+#[derive(Debug)]
+pub(crate) struct Lent {
+    buf: Vec<u8>,
+    pool: Pool,
+}
+
+impl Pool {
+    /// A buffer of exactly `len` zero bytes, lent until the [`Lent`] is dropped.
+    pub(crate) fn lend_zeroed(&self, len: usize) -> Lent {
+        let mut buf = self.take();
+        buf.resize(len, 0);
+        Lent {
+            buf,
+            pool: self.clone(),
+        }
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < self.keep {
+            spare.push(buf);
+        }
+    }
+}
+
+impl std::ops::Deref for Lent {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buf));
+    }
+}
+
 /// A buffer that returns to its [`Pool`] when dropped.
 struct Pooled {
     buf: Vec<u8>,
@@ -60,15 +105,7 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        let mut spare = self
-            .pool
-            .spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < self.pool.keep {
-            spare.push(buf);
-        }
+        self.pool.give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -94,6 +131,18 @@ mod tests {
         let again = pool.take();
         assert_eq!(again.as_ptr(), ptr, "the same buffer is handed out again");
         assert!(again.is_empty() && again.capacity() >= 3);
+    }
+
+    #[test]
+    fn a_lent_buffer_is_zeroed_and_comes_back() {
+        let pool = Pool::new(1);
+        let mut lent = pool.lend_zeroed(16);
+        lent[3] = 7;
+        let ptr = lent.as_ptr();
+        drop(lent);
+        let again = pool.lend_zeroed(8);
+        assert_eq!(again.as_ptr(), ptr, "the same buffer is lent again");
+        assert_eq!(&again[..], &[0u8; 8], "zeroed again, at the new length");
     }
 
     #[test]
