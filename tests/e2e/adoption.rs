@@ -76,7 +76,12 @@ async fn db_sync_adopts_a_glance_made_database() -> Result<()> {
         );
         assert_eq!(
             report.applied,
-            vec!["20261123000002", "20261123000003", "20261123000004"],
+            vec![
+                "20261123000002",
+                "20261123000003",
+                "20261123000004",
+                "20261127000005"
+            ],
             "{b}"
         );
         assert_eq!(counts(&mut conn)?, before, "{b}: rows changed by adoption");

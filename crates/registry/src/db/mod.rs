@@ -67,29 +67,103 @@ pub fn padded(ids: &[String]) -> Vec<&str> {
     out
 }
 
-/// `column = ? OR column = ? …` over [`padded`] ids, boxed for `table` on backend `$backend`.
-/// Diesel's `eq_any` with a list is never kept as a prepared statement (its SQL changes with
-/// the list's length), so a query using it is parsed and planned again on every call; these
-/// conditions are kept. At most [`ANY_OF_CHUNK`] ids, well inside SQLite's depth limit.
+/// `column IN (?, ?, …)` over [`padded`] ids, boxed for `table` on backend `$backend`.
+/// Diesel's own `eq_any` with a list marks its query as never to be kept prepared (its SQL
+/// changes with the list's length), so the query is parsed and planned again on every call;
+/// [`InList`] has a fixed SQL text per padded length, so these are kept. An `IN` list (not
+/// `= ? OR = ?`) lets SQLite answer from a covering index alone. At most [`ANY_OF_CHUNK`] ids.
 macro_rules! any_of {
     ($backend:ty, $table:ident, $column:expr, $ids:expr) => {{
         let ids = $crate::db::padded($ids);
         debug_assert!(!ids.is_empty() && ids.len() <= $crate::db::ANY_OF_CHUNK);
-        ids.into_iter()
-            .map(
-                |id| -> Box<
-                    dyn diesel::BoxableExpression<
-                            $table::table,
-                            $backend,
-                            SqlType = diesel::sql_types::Bool,
-                        >,
-                > { Box::new($column.eq(id.to_string())) },
-            )
-            .reduce(|a, b| Box::new(a.or(b)))
-            .expect("any_of! needs at least one id")
+        let cond: Box<
+            dyn diesel::BoxableExpression<
+                    $table::table,
+                    $backend,
+                    SqlType = diesel::sql_types::Bool,
+                >,
+        > = Box::new($crate::db::InList::new(
+            $column,
+            ids.into_iter().map(str::to_string).collect(),
+        ));
+        cond
     }};
 }
 pub(crate) use any_of;
+
+/// `column IN (?, …)` with one bind per value; see [`any_of!`]. An empty list is `1 = 0`.
+#[derive(Debug, Clone)]
+pub struct InList<C> {
+    column: C,
+    values: Vec<String>,
+}
+
+impl<C> InList<C> {
+    /// The condition `column IN (values)`.
+    pub fn new(column: C, values: Vec<String>) -> Self {
+        Self { column, values }
+    }
+}
+
+impl<C> diesel::expression::Expression for InList<C>
+where
+    C: diesel::expression::Expression<SqlType = diesel::sql_types::Text>,
+{
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<C, QS> diesel::expression::AppearsOnTable<QS> for InList<C>
+where
+    C: diesel::expression::AppearsOnTable<QS>,
+    Self: diesel::expression::Expression,
+{
+}
+
+impl<C, QS> diesel::expression::SelectableExpression<QS> for InList<C>
+where
+    C: diesel::expression::SelectableExpression<QS>,
+    Self: diesel::expression::AppearsOnTable<QS>,
+{
+}
+
+impl<C, GB> diesel::expression::ValidGrouping<GB> for InList<C>
+where
+    C: diesel::expression::ValidGrouping<GB>,
+{
+    type IsAggregate = C::IsAggregate;
+}
+
+impl<C> diesel::query_builder::QueryId for InList<C> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C, DB> diesel::query_builder::QueryFragment<DB> for InList<C>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    C: diesel::query_builder::QueryFragment<DB>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        if self.values.is_empty() {
+            out.push_sql("1 = 0");
+            return Ok(());
+        }
+        self.column.walk_ast(out.reborrow())?;
+        out.push_sql(" IN (");
+        for (i, v) in self.values.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_bind_param::<diesel::sql_types::Text, _>(v)?;
+        }
+        out.push_sql(")");
+        Ok(())
+    }
+}
 
 /// Runs `$body` on the concrete connection inside a [`DbConnection`], with `$backend` naming
 /// its Diesel backend type. Queries through the `DbConnection` enum itself pay for it on
