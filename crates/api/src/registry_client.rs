@@ -101,9 +101,16 @@ impl RegistryClient {
             return Ok(None);
         }
         if status.is_success() {
-            return resp.json::<T>().await.map(Some).map_err(|e| {
+            let unreadable = |e: &dyn std::fmt::Display| {
                 ApiError::RegistryUnavailable(format!("unreadable registry answer: {e}"))
-            });
+            };
+            let body = resp.bytes().await.map_err(|e| unreadable(&e))?;
+            // Checked as UTF-8 once, in one pass, then parsed as text: parsing bytes checked
+            // every string on its own, which was ~3.5% of glance-api during a list.
+            let text = std::str::from_utf8(&body).map_err(|e| unreadable(&e))?;
+            return serde_json::from_str::<T>(text)
+                .map(Some)
+                .map_err(|e| unreadable(&e));
         }
         let kind = kind_of(status);
         let message = resp
