@@ -39,21 +39,12 @@ impl Pool {
 
     /// `buf` as `Bytes` that give the buffer back to this pool when the last of them goes.
     pub(crate) fn share(&self, buf: Vec<u8>) -> Bytes {
-        Bytes::from_owner(Pooled {
+        Bytes::from_owner(Lent {
             buf,
             pool: self.clone(),
         })
     }
-}
 
-/// A buffer lent out for writing; it goes back to its [`Pool`] when dropped.
-#[derive(Debug)]
-pub(crate) struct Lent {
-    buf: Vec<u8>,
-    pool: Pool,
-}
-
-impl Pool {
     /// A buffer of exactly `len` zero bytes, lent until the [`Lent`] is dropped.
     pub(crate) fn lend_zeroed(&self, len: usize) -> Lent {
         let mut buf = self.take();
@@ -63,13 +54,14 @@ impl Pool {
             pool: self.clone(),
         }
     }
+}
 
-    fn give_back(&self, buf: Vec<u8>) {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < self.keep {
-            spare.push(buf);
-        }
-    }
+/// A buffer out of its [`Pool`] (written through `DerefMut`, or owned by shared `Bytes`); it
+/// goes back to the pool, if the pool has room, when dropped.
+#[derive(Debug)]
+pub(crate) struct Lent {
+    buf: Vec<u8>,
+    pool: Pool,
 }
 
 impl std::ops::Deref for Lent {
@@ -85,27 +77,23 @@ impl std::ops::DerefMut for Lent {
     }
 }
 
-impl Drop for Lent {
-    fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.buf));
-    }
-}
-
-/// A buffer that returns to its [`Pool`] when dropped.
-struct Pooled {
-    buf: Vec<u8>,
-    pool: Pool,
-}
-
-impl AsRef<[u8]> for Pooled {
+impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
         &self.buf
     }
 }
 
-impl Drop for Pooled {
+impl Drop for Lent {
     fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.buf));
+        let buf = std::mem::take(&mut self.buf);
+        let mut spare = self
+            .pool
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < self.pool.keep {
+            spare.push(buf);
+        }
     }
 }
 
