@@ -590,3 +590,32 @@ impl Database {
         })?
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::Integer;
+
+    fn used(conn: &mut SqliteConnection, option: &str) -> i32 {
+        diesel::select(diesel::dsl::sql::<Integer>(&format!(
+            "sqlite_compileoption_used('{option}')"
+        )))
+        .get_result(conn)
+        .expect("sqlite_compileoption_used")
+    }
+
+    /// `.cargo/config.toml` builds the bundled SQLite without per-connection mutexes and
+    /// without allocation statistics; a build that lost those flags would still work, only
+    /// slower, so this checks that they reached the library.
+    #[test]
+    fn bundled_sqlite_has_the_workspace_build_flags() {
+        let mut conn = SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        assert_eq!(used(&mut conn, "THREADSAFE=2"), 1, "SQLITE_THREADSAFE=2");
+        assert_eq!(used(&mut conn, "THREADSAFE=1"), 0, "SQLITE_THREADSAFE=1");
+        assert_eq!(
+            used(&mut conn, "DEFAULT_MEMSTATUS=0"),
+            1,
+            "SQLITE_DEFAULT_MEMSTATUS=0"
+        );
+    }
+}
