@@ -16,8 +16,11 @@ pub struct ImageRow {
     pub name: Option<String>,
     pub size: Option<i64>,
     pub status: String,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub updated_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub deleted_at: Option<NaiveDateTime>,
     pub deleted: bool,
     pub disk_format: Option<String>,
@@ -133,4 +136,151 @@ pub fn parse_id(raw: &str) -> Result<ImageId, RegistryError> {
 fn parse_col<T: std::str::FromStr>(column: &str, raw: &str) -> Result<T, RegistryError> {
     raw.parse::<T>()
         .map_err(|_| RegistryError::Migration(format!("unexpected value '{raw}' in {column}")))
+}
+
+/// A `Timestamp` column as read for [`ImageRow`]. On SQLite, where timestamps are text,
+/// `YYYY-MM-DD hh:mm:ss[.f…]` (what Diesel and Glance write) is read digit by digit; any
+/// other spelling goes to Diesel's own reader, which tries a list of chrono formats in turn
+/// (its format parsing was 2–3% of glance-registry's CPU in a list). Other backends send
+/// timestamps in binary and use Diesel's reader as they are.
+#[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
+pub struct DbTime(NaiveDateTime);
+
+/// [`DbTime`] of a nullable column.
+#[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
+pub struct DbTimeOpt(Option<NaiveDateTime>);
+
+impl From<DbTime> for NaiveDateTime {
+    fn from(t: DbTime) -> Self {
+        t.0
+    }
+}
+
+impl From<DbTimeOpt> for Option<NaiveDateTime> {
+    fn from(t: DbTimeOpt) -> Self {
+        t.0
+    }
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (or with `T`), optionally with `.` and 1–9 fraction digits.
+fn parse_sql_time(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |digits: &[u8]| -> Option<u32> {
+        digits.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
+            num(frac)? * 10u32.pow(9 - u32::try_from(frac.len()).ok()?)
+        }
+        _ => return None,
+    };
+    let year = i32::try_from(num(&b[0..4])?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?.and_hms_nano_opt(
+        num(&b[11..13])?,
+        num(&b[14..16])?,
+        num(&b[17..19])?,
+        nanos,
+    )
+}
+
+mod time_from_sql {
+    use chrono::NaiveDateTime;
+    use diesel::deserialize::{self, FromSql};
+    use diesel::sql_types::{Nullable, Timestamp};
+
+    use super::{DbTime, DbTimeOpt, parse_sql_time};
+
+    #[cfg(feature = "sqlite")]
+    impl FromSql<Timestamp, diesel::sqlite::Sqlite> for DbTime {
+        fn from_sql(
+            mut value: diesel::sqlite::SqliteValue<'_, '_, '_>,
+        ) -> deserialize::Result<Self> {
+            if let Some(t) = parse_sql_time(value.read_text()) {
+                return Ok(Self(t));
+            }
+            <NaiveDateTime as FromSql<Timestamp, diesel::sqlite::Sqlite>>::from_sql(value).map(Self)
+        }
+    }
+
+    macro_rules! as_diesel_reads_it {
+        ($backend:ty, $feature:literal) => {
+            #[cfg(feature = $feature)]
+            impl FromSql<Timestamp, $backend> for DbTime {
+                fn from_sql(
+                    value: <$backend as diesel::backend::Backend>::RawValue<'_>,
+                ) -> deserialize::Result<Self> {
+                    <NaiveDateTime as FromSql<Timestamp, $backend>>::from_sql(value).map(Self)
+                }
+            }
+        };
+    }
+    as_diesel_reads_it!(diesel::mysql::Mysql, "mysql");
+    as_diesel_reads_it!(diesel::pg::Pg, "postgres");
+
+    impl<DB: diesel::backend::Backend> FromSql<Nullable<Timestamp>, DB> for DbTimeOpt
+    where
+        DbTime: FromSql<Timestamp, DB>,
+    {
+        fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+            DbTime::from_sql(value).map(|t| Self(Some(t.0)))
+        }
+
+        fn from_nullable_sql(value: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
+            value.map_or(Ok(Self(None)), Self::from_sql)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sql_time;
+
+    #[test]
+    fn sql_time_text_reads_as_chrono_reads_it() {
+        for text in [
+            "2026-11-27 09:05:01",
+            "2026-11-27T09:05:01",
+            "2026-11-27 09:05:01.5",
+            "2026-11-27 09:05:01.000000",
+            "2026-11-27 09:05:01.123456",
+            "2026-11-27 09:05:01.123456789",
+            "1999-12-31 23:59:59",
+            "2024-02-29 00:00:00",
+        ] {
+            let want = chrono::NaiveDateTime::parse_from_str(
+                &text.replace('T', " "),
+                "%Y-%m-%d %H:%M:%S%.f",
+            )
+            .expect("chrono reads it");
+            assert_eq!(parse_sql_time(text), Some(want), "{text}");
+        }
+        for text in [
+            "",
+            "2026-11-27",
+            "2026-11-27 09:05",
+            "2026-13-27 09:05:01",
+            "2023-02-29 09:05:01",
+            "2026-11-27 24:00:00",
+            "2026-11-27 09:05:01.",
+            "2026-11-27 09:05:01.1234567890",
+            "2026-11-27 09:05:01Z",
+            "2026-11-27 09:05:01+01:00",
+            "2026-1a-27 09:05:01",
+            "2460641.5",
+        ] {
+            assert_eq!(parse_sql_time(text), None, "{text}");
+        }
+    }
 }
