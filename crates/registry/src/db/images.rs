@@ -494,10 +494,8 @@ pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image
         .collect()
 }
 
-/// [`hydrate`] for a list page: the same images, each with its properties as one JSON object
-/// that the database built (SQLite) and that goes into the answer as it is. Decoding a page's
-/// 250 property rows into strings and maps, and escaping them again as JSON, had been a
-/// third of glance-registry's CPU in a list of 25.
+/// [`hydrate`] for a list page. On SQLite each image's properties come as one JSON object
+/// that the database built and that goes into the answer as it is (see `sqlite_json`).
 fn hydrate_page(
     conn: &mut DbConnection,
     rows: Vec<ImageRow>,
@@ -516,24 +514,13 @@ fn hydrate_page(
             })
             .collect();
     }
-    let mut props: HashMap<String, Box<RawValue>> = HashMap::new();
-    for chunk in ids.chunks(ANY_OF_CHUNK) {
-        props.extend(property_objects(conn, chunk)?);
-    }
-    let mut children = tags_and_locations(conn, &ids)?;
-    rows.into_iter()
-        .map(|r| {
-            let (tags, locations) = children.take(&r.id);
-            let properties = match props.remove(&r.id) {
-                Some(json) => json,
-                None => empty_object()?,
-            };
-            Ok(ListedImage {
-                image: r.into_image(tags, BTreeMap::new(), locations)?,
-                properties,
-            })
+    Ok(hydrate(conn, rows)?
+        .into_iter()
+        .map(|image| ListedImage {
+            image,
+            properties_json: None,
         })
-        .collect()
+        .collect())
 }
 
 /// Live properties of at most [`ANY_OF_CHUNK`] images, by image id. A NULL value is `""`.
@@ -565,26 +552,6 @@ fn property_maps(
             .insert(name, value.unwrap_or_default());
     }
     Ok(props)
-}
-
-/// [`property_maps`] as one JSON object per image (images without properties are absent).
-fn property_objects(
-    conn: &mut DbConnection,
-    chunk: &[String],
-) -> Result<HashMap<String, Box<RawValue>>, RegistryError> {
-    property_maps(conn, chunk)?
-        .into_iter()
-        .map(|(id, map)| Ok((id, raw_json(&map)?)))
-        .collect()
-}
-
-fn raw_json(map: &BTreeMap<String, String>) -> Result<Box<RawValue>, RegistryError> {
-    serde_json::value::to_raw_value(map)
-        .map_err(|e| RegistryError::Migration(format!("properties as JSON: {e}")))
-}
-
-fn empty_object() -> Result<Box<RawValue>, RegistryError> {
-    raw_json(&BTreeMap::new())
 }
 
 /// Live tags and locations of a page's images, by image id.
@@ -747,18 +714,18 @@ mod sqlite_json {
         let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| unreadable("tags", e))?;
         Ok(ListedImage {
             image: row.into_image(tags, BTreeMap::new(), locations)?,
-            properties,
+            properties_json: Some(properties),
         })
     }
 }
 
 /// One image of a list page as the registry answers it: the JSON of [`Image`], field for
-/// field, with the custom properties written from the JSON object the database gave.
+/// field; on SQLite the custom properties are written from the JSON object the database gave.
 #[derive(Debug)]
 pub struct ListedImage {
-    /// The image; its `properties` are empty and stand in `properties` below.
+    /// The image; when `properties_json` is set, its `properties` are empty and stand there.
     image: Image,
-    properties: Box<RawValue>,
+    properties_json: Option<Box<RawValue>>,
 }
 
 impl ListedImage {
@@ -769,7 +736,10 @@ impl ListedImage {
 
     /// The image with its properties read back from their JSON.
     pub fn into_image(self) -> Result<Image, RegistryError> {
-        let properties = serde_json::from_str(self.properties.get()).map_err(|e| {
+        let Some(json) = self.properties_json else {
+            return Ok(self.image);
+        };
+        let properties = serde_json::from_str(json.get()).map_err(|e| {
             RegistryError::Migration(format!("properties of image {}: {e}", self.image.id))
         })?;
         Ok(Image {
@@ -816,7 +786,10 @@ impl Serialize for ListedImage {
         m.serialize_field("deleted_at", &TimeOpt(&i.deleted_at))?;
         m.serialize_field("deleted", &i.deleted)?;
         m.serialize_field("tags", &i.tags)?;
-        m.serialize_field("properties", &self.properties)?;
+        match &self.properties_json {
+            Some(json) => m.serialize_field("properties", json)?,
+            None => m.serialize_field("properties", &i.properties)?,
+        }
         m.serialize_field("locations", &i.locations)?;
         m.end()
     }
