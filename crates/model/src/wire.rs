@@ -259,11 +259,12 @@ impl ImageUpdate {
     }
 }
 
-/// Response of `GET /v1/images`.
+/// Response of `GET /v1/images`. The registry writes it from its own list type (whose JSON
+/// is an [`Image`]'s); glance-api reads it as images.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageList {
+pub struct ImageList<I = Image> {
     /// One page of images.
-    pub images: Vec<Image>,
+    pub images: Vec<I>,
 }
 
 /// Body of `POST /v1/images/{id}/members`.

@@ -484,11 +484,16 @@ pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image
     for chunk in ids.chunks(ANY_OF_CHUNK) {
         props.extend(property_maps(conn, chunk)?);
     }
-    let mut children = tags_and_locations(conn, &ids)?;
+    let mut tags = HashMap::new();
+    for chunk in ids.chunks(ANY_OF_CHUNK) {
+        tags.extend(tags::for_images(conn, chunk)?);
+    }
+    let mut locs = locations(conn, &ids)?;
     rows.into_iter()
         .map(|r| {
-            let (tags, locations) = children.take(&r.id);
+            let tags = tags.remove(&r.id).unwrap_or_default();
             let properties = props.remove(&r.id).unwrap_or_default();
+            let locations = locs.remove(&r.id).unwrap_or_default();
             r.into_image(tags, properties, locations)
         })
         .collect()
@@ -500,9 +505,9 @@ fn hydrate_page(
     conn: &mut DbConnection,
     rows: Vec<ImageRow>,
 ) -> Result<Vec<ListedImage>, RegistryError> {
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     #[cfg(feature = "sqlite")]
     if let DbConnection::Sqlite(c) = &mut *conn {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut children = sqlite_json::children(c, &ids)?;
         let mut locs = locations(conn, &ids)?;
         return rows
@@ -554,33 +559,6 @@ fn property_maps(
     Ok(props)
 }
 
-/// Live tags and locations of a page's images, by image id.
-struct Children {
-    tags: HashMap<String, Vec<String>>,
-    locations: HashMap<String, Vec<Location>>,
-}
-
-impl Children {
-    /// The tags and locations of image `id` (empty when it has none).
-    fn take(&mut self, id: &str) -> (Vec<String>, Vec<Location>) {
-        (
-            self.tags.remove(id).unwrap_or_default(),
-            self.locations.remove(id).unwrap_or_default(),
-        )
-    }
-}
-
-fn tags_and_locations(conn: &mut DbConnection, ids: &[String]) -> Result<Children, RegistryError> {
-    let mut tags = HashMap::new();
-    for chunk in ids.chunks(ANY_OF_CHUNK) {
-        tags.extend(tags::for_images(conn, chunk)?);
-    }
-    Ok(Children {
-        tags,
-        locations: locations(conn, ids)?,
-    })
-}
-
 /// Live locations of images, by image id, each list in row order.
 fn locations(
     conn: &mut DbConnection,
@@ -611,10 +589,11 @@ fn locations(
 }
 
 /// SQLite: a list page's properties and tags as JSON built by correlated subqueries, one
-/// index seek each on the covering `(image_id, deleted, …)` indexes. (Not in the page's own
-/// statement: where the order needs a sort, SQLite would run them for every candidate row.) Decoding a page's 250 property rows into strings and maps, and escaping them
-/// again as JSON, had been a third of glance-registry's CPU in a list of 25; the two child
-/// statements with their `IN` lists were most of the rest of the children's cost.
+/// index seek each on the covering `(image_id, deleted, …)` indexes. Not in the page's own
+/// statement: where the order needs a sort, SQLite would run them for every candidate row.
+/// Decoding a page's 250 property rows into strings and maps, and escaping them again as
+/// JSON, had been a third of glance-registry's CPU in a list of 25; the two child statements
+/// with their `IN` lists were most of the rest of the children's cost.
 #[cfg(feature = "sqlite")]
 mod sqlite_json {
     use std::collections::{BTreeMap, HashMap};

@@ -605,8 +605,8 @@ mod tests {
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite without per-connection mutexes, without
-    /// allocation statistics and with a page cache per connection; a build that lost those flags would still work, only
-    /// slower, so this checks that they reached the library.
+    /// allocation statistics and with a page cache per connection; a build that lost those
+    /// flags would still work, only slower, so this checks that they reached the library.
     #[test]
     fn bundled_sqlite_has_the_workspace_build_flags() {
         let mut conn = SqliteConnection::establish(":memory:").expect("in-memory SQLite");

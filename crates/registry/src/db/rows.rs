@@ -162,45 +162,14 @@ impl From<DbTimeOpt> for Option<NaiveDateTime> {
     }
 }
 
-/// `YYYY-MM-DD hh:mm:ss` (or with `T`), optionally with `.` and 1–9 fraction digits.
-fn parse_sql_time(text: &str) -> Option<NaiveDateTime> {
-    let b = text.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b' ' || b[10] == b'T')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |digits: &[u8]| -> Option<u32> {
-        digits.iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    let nanos = match &b[19..] {
-        [] => 0,
-        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
-            num(frac)? * 10u32.pow(9 - u32::try_from(frac.len()).ok()?)
-        }
-        _ => return None,
-    };
-    let year = i32::try_from(num(&b[0..4])?).ok()?;
-    chrono::NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?.and_hms_nano_opt(
-        num(&b[11..13])?,
-        num(&b[14..16])?,
-        num(&b[17..19])?,
-        nanos,
-    )
-}
-
 mod time_from_sql {
     use chrono::NaiveDateTime;
     use diesel::deserialize::{self, FromSql};
     use diesel::sql_types::{Nullable, Timestamp};
 
-    use super::{DbTime, DbTimeOpt, parse_sql_time};
+    use glance_model::time::parse_sql_time;
+
+    use super::{DbTime, DbTimeOpt};
 
     #[cfg(feature = "sqlite")]
     impl FromSql<Timestamp, diesel::sqlite::Sqlite> for DbTime {
@@ -239,48 +208,6 @@ mod time_from_sql {
 
         fn from_nullable_sql(value: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
             value.map_or(Ok(Self(None)), Self::from_sql)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_sql_time;
-
-    #[test]
-    fn sql_time_text_reads_as_chrono_reads_it() {
-        for text in [
-            "2026-11-27 09:05:01",
-            "2026-11-27T09:05:01",
-            "2026-11-27 09:05:01.5",
-            "2026-11-27 09:05:01.000000",
-            "2026-11-27 09:05:01.123456",
-            "2026-11-27 09:05:01.123456789",
-            "1999-12-31 23:59:59",
-            "2024-02-29 00:00:00",
-        ] {
-            let want = chrono::NaiveDateTime::parse_from_str(
-                &text.replace('T', " "),
-                "%Y-%m-%d %H:%M:%S%.f",
-            )
-            .expect("chrono reads it");
-            assert_eq!(parse_sql_time(text), Some(want), "{text}");
-        }
-        for text in [
-            "",
-            "2026-11-27",
-            "2026-11-27 09:05",
-            "2026-13-27 09:05:01",
-            "2023-02-29 09:05:01",
-            "2026-11-27 24:00:00",
-            "2026-11-27 09:05:01.",
-            "2026-11-27 09:05:01.1234567890",
-            "2026-11-27 09:05:01Z",
-            "2026-11-27 09:05:01+01:00",
-            "2026-1a-27 09:05:01",
-            "2460641.5",
-        ] {
-            assert_eq!(parse_sql_time(text), None, "{text}");
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
-use glance_model::wire::{ImageUpdate, NewImage};
+use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
 use super::{ApiError, Caller, image_id};
 use crate::app::AppState;
@@ -24,12 +24,7 @@ pub async fn list_images(
         .db
         .run(move |c| images::list_page(c, &ctx, &q))
         .await?;
-    // The JSON of `glance_model::wire::ImageList`, which glance-api reads.
-    #[derive(serde::Serialize)]
-    struct Page {
-        images: Vec<images::ListedImage>,
-    }
-    Ok(HttpResponse::Ok().json(Page { images: page }))
+    Ok(HttpResponse::Ok().json(ImageList { images: page }))
 }
 
 /// `POST /v1/images`
