@@ -209,6 +209,52 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
         "access line has method, path, status, bytes, duration: {line}"
     );
 
+    // A download from the file store is sent with sendfile, past the body the access log
+    // would count: its line still has the bytes sent, whole and for a range.
+    let img: Value = http
+        .post(format!("{}/v2/images", api.base))
+        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let image = img["id"].as_str().context("id")?.to_string();
+    let data = bytes(7, 3 << 20);
+    let put = http
+        .put(format!("{}/v2/images/{image}/file", api.base))
+        .header("content-type", "application/octet-stream")
+        .body(data.clone())
+        .send()
+        .await?;
+    assert_eq!(put.status(), 204);
+    for (range, want) in [(None, &data[..]), (Some("bytes=1000-"), &data[1000..])] {
+        let mut req = http.get(format!("{}/v2/images/{image}/file", api.base));
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let id = res
+            .headers()
+            .get("x-openstack-request-id")
+            .context("request id")?
+            .to_str()?
+            .to_string();
+        let body = res.bytes().await?;
+        assert!(body == want, "downloaded bytes differ (range {range:?})");
+        let line = eventually(10, || async {
+            Ok(std::fs::read_to_string(&log)?
+                .lines()
+                .find(|l| l.contains(&id))
+                .map(str::to_string))
+        })
+        .await?;
+        assert!(
+            line.contains(&format!(" {status} {} ", want.len())),
+            "download access line has the bytes sent: {line}"
+        );
+    }
+
     // logrotate: move the file away, SIGHUP, and the next lines go to a new file.
     let rotated = logdir.path().join("glance-api.log.1");
     std::fs::rename(&log, &rotated)?;

@@ -3,11 +3,13 @@
 //! every metadata call to glance-registry over HTTP and moves image bytes between clients and
 //! the stores. It never talks SQL.
 
+pub mod access_log;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod http1;
 pub mod policy;
 pub mod policy_engine;
 pub mod recovery;

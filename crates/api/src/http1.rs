@@ -1,0 +1,939 @@
+//! glance-api's HTTP/1.1 connections.
+//!
+//! actix-web's own connection handler copies every body chunk into its write buffer before it
+//! reaches the socket, so a download from the file store cost three copies in glance-api
+//! (`pread`, that copy, the socket write) where a `sendfile` costs none. This module drives each
+//! connection itself, with actix-http's HTTP/1 codec for parsing and framing and the same actix
+//! `App` for everything above it (routing, middleware, handlers). It differs from actix-web's
+//! handler in two ways:
+//!
+//! - a response that carries a [`SendFile`] extension (a download from the file store) has its
+//!   body sent with `sendfile(2)` straight from the page cache to the socket;
+//! - a body of known length is written from the chunks themselves, not copied into a buffer
+//!   first.
+//!
+//! Requests on a connection are served one after the other; a pipelined request waits in the
+//! read buffer. Limits are actix-web's defaults: the request head must arrive within
+//! [`REQUEST_HEAD_TIMEOUT`], an idle keep-alive connection is closed after
+//! [`KEEP_ALIVE_TIMEOUT`], and heads over actix-http's limit get 431.
+
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HOST, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
+use tokio::net::TcpStream;
+
+use actix_http::error::{ParseError, PayloadError};
+use actix_http::h1::{Codec, Message, MessageType};
+use actix_http::{
+    ConnectionType, HttpMessage as _, KeepAlive, Payload, Request, Response, ServiceConfig,
+};
+
+/// How long a client has to send a whole request head (actix-web's default).
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle keep-alive connection stays open (actix-web's default).
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much of an unread request body is read and thrown away after the response, so that
+/// the client sees the response rather than a reset; past this the connection is closed.
+const DRAIN_LIMIT_BYTES: usize = 16 << 20;
+/// How long that draining may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Below this, body chunks are gathered in the write buffer; from it on, written as they are.
+const DIRECT_WRITE_BYTES: usize = 16 << 10;
+/// Most bytes one `sendfile` call is asked for, so a long download yields to other
+/// connections on the same worker.
+const SENDFILE_STEP_BYTES: usize = 8 << 20;
+/// Request body chunks waiting for the handler, per connection.
+const BODY_QUEUE_CHUNKS: usize = 4;
+
+/// A file region a response's body is made of. A handler that sets it must also give the
+/// response a body of exactly `length` bytes with the same content, used where the region
+/// cannot be sent directly (and by actix's test harness).
+#[derive(Clone, Debug)]
+pub struct SendFile {
+    pub file: Arc<std::fs::File>,
+    pub offset: u64,
+    pub length: u64,
+    /// Bytes sent so far, for the access log.
+    pub sent: Rc<Cell<u64>>,
+}
+
+/// Serves the app that `app` builds (once per worker) on `listener` with `workers` workers;
+/// on SIGTERM/SIGINT or `stop(true)`, in-flight requests get up to `drain_secs` to finish.
+pub fn serve<F, T, B>(
+    listener: std::net::TcpListener,
+    name: &str,
+    workers: usize,
+    drain_secs: u64,
+    app: F,
+) -> io::Result<actix_server::Server>
+where
+    F: Fn() -> actix_web::App<T> + Send + Clone + 'static,
+    T: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    use actix_service::{IntoServiceFactory as _, ServiceFactory as _, fn_factory, fn_service};
+    let local_addr = listener.local_addr()?;
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(workers)
+        .shutdown_timeout(drain_secs)
+        .listen(name, listener, move || {
+            let (app, shutdown) = (app.clone(), shutdown.clone());
+            fn_factory(move || {
+                let setup = ConnSetup {
+                    config: service_config(local_addr),
+                    local_addr,
+                    shutdown: shutdown.clone(),
+                };
+                let app = app().into_factory();
+                async move {
+                    let app = Rc::new(
+                        app.new_service(actix_web::dev::AppConfig::default())
+                            .await
+                            .map_err(|()| log::error!("cannot build the app of a worker"))?,
+                    );
+                    Ok::<_, ()>(fn_service(move |stream: TcpStream| {
+                        let (app, setup) = (app.clone(), setup.clone());
+                        async move {
+                            drive(stream, app, setup).await;
+                            Ok::<(), ()>(())
+                        }
+                    }))
+                }
+            })
+        })?
+        .run();
+    Ok(server)
+}
+
+/// The HTTP settings of the connections of one listener.
+pub fn service_config(local_addr: SocketAddr) -> ServiceConfig {
+    actix_http::ServiceConfigBuilder::new()
+        .keep_alive(KeepAlive::Timeout(KEEP_ALIVE_TIMEOUT))
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .local_addr(Some(local_addr))
+        .build()
+}
+
+/// What every connection of a worker shares.
+#[derive(Clone)]
+pub struct ConnSetup {
+    pub config: ServiceConfig,
+    pub local_addr: SocketAddr,
+    /// Fires when the server starts a graceful shutdown: idle connections close at once and
+    /// busy ones after their current response.
+    pub shutdown: actix_server::GracefulShutdownSignal,
+}
+
+/// Why a connection ended early; logged at debug (clients hang up all the time).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    #[error("response body: {0}")]
+    Body(String),
+}
+
+/// Serves one connection until the client closes it, a timeout, or an error.
+pub async fn drive<S, B>(io: TcpStream, app: Rc<S>, setup: ConnSetup)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    let peer = io.peer_addr().ok();
+    if let Err(e) = io.set_nodelay(true) {
+        log::debug!("connection from {peer:?}: cannot set TCP_NODELAY: {e}");
+    }
+    let host = HeaderValue::from_str(&setup.local_addr.to_string()).ok();
+    let mut conn = Conn {
+        io,
+        codec: Codec::new(setup.config),
+        shutdown: setup.shutdown,
+        rbuf: BytesMut::with_capacity(16 << 10),
+        wbuf: BytesMut::with_capacity(16 << 10),
+    };
+    if let Err(e) = conn.run(&*app, peer, host).await {
+        log::debug!("connection from {peer:?} ended: {e}");
+    }
+}
+
+struct Conn {
+    io: TcpStream,
+    codec: Codec,
+    shutdown: actix_server::GracefulShutdownSignal,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+/// What became of a request's body by the time its response was ready.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BodyState {
+    /// No body, or all of it was read.
+    Done,
+    /// The handler did not read all of it; the rest is still on the socket.
+    Unread,
+    /// The body was malformed or the socket failed: the connection cannot go on.
+    Broken,
+}
+
+impl Conn {
+    async fn run<S, B>(
+        &mut self,
+        app: &S,
+        peer: Option<SocketAddr>,
+        host: Option<HeaderValue>,
+    ) -> Result<(), ConnError>
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody + 'static,
+    {
+        loop {
+            let Some(mut req) = self.read_head().await? else {
+                return Ok(());
+            };
+            req.head_mut().peer_addr = peer;
+            // Without a Host header (HTTP/1.0), links are built from the address served on,
+            // as actix-web does.
+            if let Some(host) = &host
+                && !req.headers().contains_key(HOST)
+            {
+                req.headers_mut().insert(HOST, host.clone());
+            }
+            let is_head = req.method() == actix_web::http::Method::HEAD;
+            let (res, body_state) = self.call(app, req).await?;
+            let mut res = res;
+            let stopping = self.shutdown.notified().now_or_never().is_some();
+            if body_state != BodyState::Done || stopping {
+                res.head_mut().set_connection_type(ConnectionType::Close);
+            }
+            self.respond(res, is_head).await?;
+            match body_state {
+                BodyState::Done if self.codec.keep_alive() => {}
+                BodyState::Unread => {
+                    self.linger().await;
+                    return Ok(());
+                }
+                _ => {
+                    let _ = self.io.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads the next request head; `None` when the client closed or went idle.
+    async fn read_head(&mut self) -> Result<Option<Request>, ConnError> {
+        let deadline = tokio::time::Instant::now()
+            + if self.rbuf.is_empty() {
+                KEEP_ALIVE_TIMEOUT
+            } else {
+                REQUEST_HEAD_TIMEOUT
+            };
+        let mut started = !self.rbuf.is_empty();
+        loop {
+            match self.codec.decode_head(&mut self.rbuf) {
+                Ok(Some(req)) => return Ok(Some(req)),
+                Ok(None) => {}
+                Err(e) => {
+                    let status = match e {
+                        ParseError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        _ => StatusCode::BAD_REQUEST,
+                    };
+                    log::debug!("malformed request head: {e}");
+                    self.reject(status).await?;
+                    return Ok(None);
+                }
+            }
+            self.rbuf.reserve(8 << 10);
+            let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.rbuf));
+            let read = if started {
+                read.await
+            } else {
+                // Idle between requests: a graceful shutdown closes the connection now.
+                tokio::select! {
+                    read = read => read,
+                    () = self.shutdown.notified() => return Ok(None),
+                }
+            };
+            match read {
+                Err(_elapsed) if started => {
+                    self.reject(StatusCode::REQUEST_TIMEOUT).await?;
+                    return Ok(None);
+                }
+                Err(_elapsed) => return Ok(None),
+                Ok(Ok(0)) => return Ok(None),
+                Ok(Ok(_)) => started = true,
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Answers a request that cannot be served (bad head, timeout) and ends the connection.
+    async fn reject(&mut self, status: StatusCode) -> Result<(), ConnError> {
+        let mut res = Response::with_body(status, ());
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        self.wbuf.clear();
+        self.codec
+            .encode_head(res, BodySize::Sized(0), &mut self.wbuf)?;
+        self.flush().await?;
+        let _ = self.io.shutdown().await;
+        Ok(())
+    }
+
+    /// Calls the app with the request, feeding it the request body as the handler asks for it.
+    async fn call<S, B>(
+        &mut self,
+        app: &S,
+        req: Request,
+    ) -> Result<(Response<actix_web::body::BoxBody>, BodyState), ConnError>
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody + 'static,
+    {
+        let has_body = self.codec.message_type() != MessageType::None;
+        let (req, mut feed) = if has_body {
+            if req.head().expect() {
+                self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            }
+            let (tx, rx) = futures_channel::mpsc::channel(BODY_QUEUE_CHUNKS);
+            let stream: actix_http::BoxedPayloadStream = Box::pin(rx);
+            let (req, _) = req.replace_payload(Payload::Stream { payload: stream });
+            (req, Some(tx))
+        } else {
+            (req, None)
+        };
+        let mut state = if has_body {
+            BodyState::Unread
+        } else {
+            BodyState::Done
+        };
+        use tokio_util::codec::Decoder as _;
+        let mut fut = pin!(app.call(req));
+        let result = poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                let Some(tx) = feed.as_mut() else {
+                    return Poll::Pending;
+                };
+                match tx.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    // The handler dropped the body: the rest stays unread.
+                    Poll::Ready(Err(_)) => {
+                        feed = None;
+                        continue;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+                match self.codec.decode(&mut self.rbuf) {
+                    Ok(Some(Message::Chunk(Some(chunk)))) => {
+                        let _ = tx.start_send(Ok(chunk));
+                        continue;
+                    }
+                    Ok(Some(Message::Chunk(None))) => {
+                        tx.close_channel();
+                        feed = None;
+                        state = BodyState::Done;
+                        continue;
+                    }
+                    Ok(Some(Message::Item(_))) => {
+                        // The codec only yields chunks while a body is open.
+                        let _ = tx.start_send(Err(PayloadError::EncodingCorrupted));
+                        feed = None;
+                        state = BodyState::Broken;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        log::debug!("malformed request body: {e}");
+                        let _ = tx.start_send(Err(PayloadError::EncodingCorrupted));
+                        feed = None;
+                        state = BodyState::Broken;
+                        continue;
+                    }
+                }
+                self.rbuf.reserve(64 << 10);
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        let _ = tx.start_send(Err(PayloadError::Incomplete(None)));
+                        feed = None;
+                        state = BodyState::Broken;
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => {
+                        let _ = tx.start_send(Err(PayloadError::Io(e)));
+                        feed = None;
+                        state = BodyState::Broken;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await;
+        let res = match result {
+            Ok(res) => res.map_into_boxed_body().into_parts().1,
+            Err(e) => e.error_response(),
+        };
+        Ok((Response::from(res), state))
+    }
+
+    /// Writes a response: its head, then its body by `sendfile`, as written chunks, or chunked.
+    async fn respond(
+        &mut self,
+        res: Response<actix_web::body::BoxBody>,
+        is_head: bool,
+    ) -> Result<(), ConnError> {
+        let (mut head, body) = res.into_parts();
+        let sendfile = head.extensions_mut().remove::<SendFile>();
+        let size = body.size();
+        self.wbuf.clear();
+        self.codec.encode_head(head, size, &mut self.wbuf)?;
+        if is_head || matches!(size, BodySize::None | BodySize::Sized(0)) {
+            return self.flush().await;
+        }
+        match (size, sendfile) {
+            (BodySize::Sized(n), Some(region)) if region.length == n => {
+                // The body is not read, but lives until the file is sent: middleware that
+                // wraps it (the access log) sees the response end when it is dropped.
+                self.flush().await?;
+                let sent = self.send_file(&region).await;
+                drop(body);
+                sent
+            }
+            (BodySize::Sized(n), _) => self.write_sized(body, n).await,
+            _ => self.write_chunked(body).await,
+        }
+    }
+
+    /// Sends a file region with `sendfile(2)`, waiting for the socket whenever it is full.
+    async fn send_file(&mut self, region: &SendFile) -> Result<(), ConnError> {
+        let mut offset = region.offset;
+        let end = region.offset + region.length;
+        while offset < end {
+            let step = usize::try_from(end - offset)
+                .map_or(SENDFILE_STEP_BYTES, |n| n.min(SENDFILE_STEP_BYTES));
+            self.io.writable().await?;
+            let sent = self.io.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(&self.io, &*region.file, Some(&mut offset), step)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return Err(ConnError::Body(format!(
+                        "the image file ends at byte {offset}, before byte {end}"
+                    )));
+                }
+                Ok(n) => region.sent.set(region.sent.get() + n as u64),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a body of known length: small chunks gathered, large ones written as they are.
+    async fn write_sized(
+        &mut self,
+        body: actix_web::body::BoxBody,
+        length: u64,
+    ) -> Result<(), ConnError> {
+        let mut body = pin!(body);
+        let mut left = length;
+        while let Some(chunk) = next_chunk(body.as_mut()).await? {
+            let take = usize::try_from(left).map_or(chunk.len(), |l| l.min(chunk.len()));
+            let chunk = chunk.slice(..take);
+            left -= take as u64;
+            if chunk.len() >= DIRECT_WRITE_BYTES {
+                self.flush().await?;
+                self.io.write_all(&chunk).await?;
+            } else {
+                self.wbuf.extend_from_slice(&chunk);
+                if self.wbuf.len() >= DIRECT_WRITE_BYTES {
+                    self.flush().await?;
+                }
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        self.flush().await?;
+        if left != 0 {
+            return Err(ConnError::Body(format!(
+                "the body ended {left} bytes short of its length {length}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a body of unknown length with chunked transfer encoding.
+    async fn write_chunked(&mut self, body: actix_web::body::BoxBody) -> Result<(), ConnError> {
+        let mut body = pin!(body);
+        while let Some(chunk) = next_chunk(body.as_mut()).await? {
+            if chunk.is_empty() {
+                continue;
+            }
+            self.codec.encode_chunk(&chunk, &mut self.wbuf)?;
+            if self.wbuf.len() >= DIRECT_WRITE_BYTES {
+                self.flush().await?;
+            }
+        }
+        self.codec.encode_eof(&mut self.wbuf)?;
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        if !self.wbuf.is_empty() {
+            self.io.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// After answering a request whose body was not read: stop sending, read and discard what
+    /// the client is still sending (bounded), then close, so the client reads the answer
+    /// instead of a connection reset.
+    async fn linger(&mut self) {
+        let _ = self.io.shutdown().await;
+        let drain = async {
+            let mut drained = 0usize;
+            let mut buf = vec![0u8; 64 << 10];
+            while drained < DRAIN_LIMIT_BYTES {
+                match self.io.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+    }
+}
+
+async fn next_chunk(
+    mut body: Pin<&mut actix_web::body::BoxBody>,
+) -> Result<Option<Bytes>, ConnError> {
+    match poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        None => Ok(None),
+        Some(Ok(b)) => Ok(Some(b)),
+        Some(Err(e)) => Err(ConnError::Body(e.to_string())),
+    }
+}
+
+/// actix-http's codec, spoken one message kind at a time.
+trait CodecExt {
+    fn decode_head(&mut self, src: &mut BytesMut) -> Result<Option<Request>, ParseError>;
+    fn encode_head(
+        &mut self,
+        head: Response<()>,
+        size: BodySize,
+        dst: &mut BytesMut,
+    ) -> io::Result<()>;
+    fn encode_chunk(&mut self, chunk: &Bytes, dst: &mut BytesMut) -> io::Result<()>;
+    fn encode_eof(&mut self, dst: &mut BytesMut) -> io::Result<()>;
+}
+
+impl CodecExt for Codec {
+    fn decode_head(&mut self, src: &mut BytesMut) -> Result<Option<Request>, ParseError> {
+        use tokio_util::codec::Decoder as _;
+        match self.decode(src)? {
+            Some(Message::Item(req)) => Ok(Some(req)),
+            // Between requests the codec has no body open, so it yields only heads.
+            Some(Message::Chunk(_)) => Err(ParseError::Incomplete),
+            None => Ok(None),
+        }
+    }
+
+    fn encode_head(
+        &mut self,
+        head: Response<()>,
+        size: BodySize,
+        dst: &mut BytesMut,
+    ) -> io::Result<()> {
+        use tokio_util::codec::Encoder as _;
+        self.encode(Message::Item((head, size)), dst)
+    }
+
+    fn encode_chunk(&mut self, chunk: &Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        use tokio_util::codec::Encoder as _;
+        self.encode(Message::Chunk(Some(chunk.clone())), dst)
+    }
+
+    fn encode_eof(&mut self, dst: &mut BytesMut) -> io::Result<()> {
+        use tokio_util::codec::Encoder as _;
+        self.encode(Message::Chunk(None), dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use actix_web::body::SizedStream;
+    use actix_web::{App, HttpRequest, HttpResponse, web};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    const FILE_BYTES: usize = 300_000;
+
+    fn file_bytes() -> Vec<u8> {
+        (0..FILE_BYTES).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// A body that fails if it is ever read.
+    fn unreadable(
+        len: u64,
+    ) -> SizedStream<impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>>> {
+        SizedStream::new(
+            len,
+            futures_util::stream::once(async {
+                Err(actix_web::error::ErrorInternalServerError(
+                    "the body of a sendfile response was read",
+                ))
+            }),
+        )
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Region {
+        off: u64,
+        len: u64,
+    }
+
+    async fn region(file: web::Data<Arc<std::fs::File>>, q: web::Query<Region>) -> HttpResponse {
+        let mut res = HttpResponse::Ok();
+        res.extensions_mut().insert(SendFile {
+            file: Arc::clone(&file),
+            offset: q.off,
+            length: q.len,
+            sent: Rc::default(),
+        });
+        res.body(unreadable(q.len))
+    }
+
+    /// A sendfile extension whose length is not the body's: the body is sent instead.
+    async fn mismatch(file: web::Data<Arc<std::fs::File>>) -> HttpResponse {
+        let mut res = HttpResponse::Ok();
+        res.extensions_mut().insert(SendFile {
+            file: Arc::clone(&file),
+            offset: 0,
+            length: 10,
+            sent: Rc::default(),
+        });
+        res.body("from the body")
+    }
+
+    async fn echo(body: web::Bytes) -> HttpResponse {
+        HttpResponse::Ok().body(body)
+    }
+
+    async fn host(req: HttpRequest) -> HttpResponse {
+        let host = req.headers().get(HOST).map(|h| h.as_bytes().to_vec());
+        HttpResponse::Ok().body(host.unwrap_or_default())
+    }
+
+    async fn chunks() -> HttpResponse {
+        let parts = (0..3).map(|i| Ok::<_, actix_web::Error>(Bytes::from(format!("part{i};"))));
+        HttpResponse::Ok().streaming(futures_util::stream::iter(parts))
+    }
+
+    struct TestServer {
+        addr: SocketAddr,
+        handle: actix_server::ServerHandle,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("image");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&file_bytes()))
+            .expect("write the test file");
+        let file = Arc::new(std::fs::File::open(&path).expect("open the test file"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = serve(listener, "http1-test", 1, 5, move || {
+            App::new()
+                .app_data(web::Data::new(file.clone()))
+                .route("/region", web::route().to(region))
+                .route("/mismatch", web::get().to(mismatch))
+                .route("/echo", web::post().to(echo))
+                .route("/host", web::get().to(host))
+                .route("/chunks", web::get().to(chunks))
+                .route(
+                    "/reject",
+                    web::post().to(|| async { HttpResponse::Conflict().body("no") }),
+                )
+        })
+        .expect("serve");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        TestServer {
+            addr,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    /// Sends `request` on a new connection and reads until the server closes it.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(request).await.expect("send");
+        read_to_close(&mut s).await
+    }
+
+    async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection")
+            .expect("read");
+        out
+    }
+
+    /// One parsed response: status, lower-cased headers, body (de-chunked).
+    #[derive(Debug)]
+    struct Parsed {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Parsed {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Splits a byte stream into the responses it holds.
+    fn parse_all(mut raw: &[u8]) -> Vec<Parsed> {
+        let mut out = Vec::new();
+        while !raw.is_empty() {
+            let end = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a complete head");
+            let head = std::str::from_utf8(&raw[..end]).expect("ASCII head");
+            raw = &raw[end + 4..];
+            let mut lines = head.split("\r\n");
+            let status = lines.next().expect("status line")[9..12]
+                .parse()
+                .expect("status");
+            let headers: Vec<(String, String)> = lines
+                .map(|l| {
+                    let (n, v) = l.split_once(':').expect("header");
+                    (n.trim().to_ascii_lowercase(), v.trim().to_string())
+                })
+                .collect();
+            let mut p = Parsed {
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            if let Some(len) = p.header("content-length") {
+                let len: usize = len.parse().expect("length");
+                p.body = raw[..len].to_vec();
+                raw = &raw[len..];
+            } else if p.header("transfer-encoding") == Some("chunked") {
+                loop {
+                    let eol = raw.windows(2).position(|w| w == b"\r\n").expect("size");
+                    let size =
+                        usize::from_str_radix(std::str::from_utf8(&raw[..eol]).expect("hex"), 16)
+                            .expect("chunk size");
+                    raw = &raw[eol + 2..];
+                    p.body.extend_from_slice(&raw[..size]);
+                    raw = &raw[size + 2..];
+                    if size == 0 {
+                        break;
+                    }
+                }
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    #[actix_web::test]
+    async fn a_file_region_is_sent_without_reading_the_body() {
+        let srv = start().await;
+        let raw = exchange(
+            srv.addr,
+            b"GET /region?off=1000&len=250000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let res = parse_all(&raw);
+        assert_eq!(res.len(), 1, "{res:?}");
+        assert_eq!(res[0].status, 200);
+        assert_eq!(res[0].header("content-length"), Some("250000"));
+        // The body stream fails when read, so these bytes can only have come from the file.
+        assert!(res[0].body == file_bytes()[1000..251_000], "wrong bytes");
+        // A region whose length is not the body's is ignored: the body is sent.
+        let res = parse_all(
+            &exchange(
+                srv.addr,
+                b"GET /mismatch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        );
+        assert_eq!(res[0].body, b"from the body");
+        // HEAD answers the head only.
+        let res = exchange(
+            srv.addr,
+            b"HEAD /region?off=0&len=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let text = String::from_utf8(res).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "HEAD sent a body: {text:?}");
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+        let srv = start().await;
+        let mut req = Vec::new();
+        req.extend_from_slice(b"GET /region?off=0&len=100000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        req.extend_from_slice(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        );
+        req.extend_from_slice(b"GET /chunks HTTP/1.1\r\nHost: x\r\n\r\n");
+        req.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        req.extend_from_slice(
+            b"GET /region?off=5&len=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let res = parse_all(&exchange(srv.addr, &req).await);
+        let statuses: Vec<u16> = res.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 200, 200, 200]);
+        assert!(res[0].body == file_bytes()[..100_000], "first download");
+        assert_eq!(res[1].body, b"hello world");
+        assert_eq!(res[2].header("transfer-encoding"), Some("chunked"));
+        assert_eq!(res[2].body, b"part0;part1;part2;");
+        assert_eq!(res[3].body, b"abc");
+        assert_eq!(res[4].body, file_bytes()[5..15]);
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn expect_100_continue_is_answered_before_the_body_is_sent() {
+        let srv = start().await;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        s.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+              Content-Length: 4\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .expect("send head");
+        let mut interim = [0u8; 25];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut interim))
+            .await
+            .expect("100 Continue arrives without the body")
+            .expect("read");
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.write_all(b"data").await.expect("send body");
+        let res = parse_all(&read_to_close(&mut s).await);
+        assert_eq!((res[0].status, res[0].body.as_slice()), (200, &b"data"[..]));
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn bad_heads_get_400_or_431_and_the_connection_closes() {
+        let srv = start().await;
+        let raw = exchange(srv.addr, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n").await;
+        let text = String::from_utf8(raw).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(text.contains("connection: close"), "{text}");
+        let huge = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(200_000)
+        );
+        let text = String::from_utf8(exchange(srv.addr, huge.as_bytes()).await).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn a_body_left_unread_does_not_cost_the_client_its_answer() {
+        let srv = start().await;
+        let body = vec![b'z'; 4 << 20];
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        let head = format!(
+            "POST /reject HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        // The server answers at once and reads what is still coming; the whole body can be
+        // written and the answer read afterwards.
+        s.write_all(&body)
+            .await
+            .expect("the body is accepted while the server drains it");
+        let res = parse_all(&read_to_close(&mut s).await);
+        assert_eq!(res[0].status, 409);
+        assert_eq!(res[0].header("connection"), Some("close"));
+        assert_eq!(res[0].body, b"no");
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn a_head_without_host_gets_the_served_address() {
+        let srv = start().await;
+        let res = parse_all(&exchange(srv.addr, b"GET /host HTTP/1.0\r\n\r\n").await);
+        assert_eq!(res[0].body, srv.addr.to_string().as_bytes());
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn a_graceful_stop_closes_idle_connections_at_once() {
+        let srv = start().await;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        s.write_all(b"GET /host HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut first = vec![0u8; 256];
+        let n = s.read(&mut first).await.expect("answer");
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        let started = std::time::Instant::now();
+        let stop = srv.handle.stop(true);
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection is closed well before the keep-alive timeout")
+            .expect("read");
+        assert!(rest.is_empty());
+        assert!(started.elapsed() < KEEP_ALIVE_TIMEOUT);
+        stop.await;
+    }
+
+    #[actix_web::test]
+    async fn a_head_that_stalls_gets_408() {
+        let srv = start().await;
+        let raw = exchange(srv.addr, b"GET /host HTTP/1.1\r\nHost").await;
+        let text = String::from_utf8(raw).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+        srv.handle.stop(false).await;
+    }
+}
