@@ -209,8 +209,8 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
         "access line has method, path, status, bytes, duration: {line}"
     );
 
-    // A download from the file store is sent with sendfile, past the body the access log
-    // would count: its line still has the bytes sent, whole and for a range.
+    // A download's line has the bytes sent, whole and for a range (its body is written by
+    // glance-api's own connection handler, not actix-web's).
     let img: Value = http
         .post(format!("{}/v2/images", api.base))
         .json(&json!({"disk_format": "raw", "container_format": "bare"}))
