@@ -27,6 +27,18 @@ async fn registry(dir: &std::path::Path) -> Result<(TestDb, Daemon)> {
     Ok((db, reg))
 }
 
+/// Creates a raw/bare image through glance-api; its id.
+async fn create_raw_image(http: &reqwest::Client, base: &str) -> Result<String> {
+    let img: Value = http
+        .post(format!("{base}/v2/images"))
+        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(img["id"].as_str().context("id")?.to_string())
+}
+
 #[actix_web::test]
 async fn config_files_and_config_dir_later_wins() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -211,14 +223,7 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
 
     // A download's line has the bytes sent, whole and for a range (its body is written by
     // glance-api's own connection handler, not actix-web's).
-    let img: Value = http
-        .post(format!("{}/v2/images", api.base))
-        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let image = img["id"].as_str().context("id")?.to_string();
+    let image = create_raw_image(&http, &api.base).await?;
     let data = bytes(7, 3 << 20);
     let put = http
         .put(format!("{}/v2/images/{image}/file", api.base))
@@ -300,14 +305,7 @@ async fn sigterm_lets_an_upload_in_flight_finish_then_exits_zero() -> Result<()>
     )
     .await?;
     let http = reqwest::Client::new();
-    let img: Value = http
-        .post(format!("{}/v2/images", api.base))
-        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = img["id"].as_str().context("id")?.to_string();
+    let id = create_raw_image(&http, &api.base).await?;
     let data = bytes(31, 8 << 20);
     let addr = format!("127.0.0.1:{}", api.port);
     let mut sock = std::net::TcpStream::connect(&addr)?;
