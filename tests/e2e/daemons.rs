@@ -27,6 +27,16 @@ async fn registry(dir: &std::path::Path) -> Result<(TestDb, Daemon)> {
     Ok((db, reg))
 }
 
+/// The `x-openstack-request-id` a response carries.
+fn request_id(res: &reqwest::Response) -> Result<String> {
+    Ok(res
+        .headers()
+        .get("x-openstack-request-id")
+        .context("request id")?
+        .to_str()?
+        .to_string())
+}
+
 /// Creates a raw/bare image through glance-api; its id.
 async fn create_raw_image(http: &reqwest::Client, base: &str) -> Result<String> {
     let img: Value = http
@@ -195,25 +205,27 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
         let base = api.base.clone();
         async move {
             let res = http.get(format!("{base}{path}")).send().await?;
-            let id = res
-                .headers()
-                .get("x-openstack-request-id")
-                .context("request id")?
-                .to_str()?
-                .to_string();
+            let id = request_id(&res)?;
             let status = res.status().as_u16();
             let body = res.bytes().await?;
             Ok::<_, anyhow::Error>((id, status, body.len()))
         }
     };
+    // The access line of the request with this id, once it is written.
+    let access_line = |id: String| {
+        let log = log.clone();
+        eventually(10, move || {
+            let (log, id) = (log.clone(), id.clone());
+            async move {
+                Ok(std::fs::read_to_string(&log)?
+                    .lines()
+                    .find(|l| l.contains(&id))
+                    .map(str::to_string))
+            }
+        })
+    };
     let (id, status, len) = get("/v2/images").await?;
-    let line = eventually(10, || async {
-        Ok(std::fs::read_to_string(&log)?
-            .lines()
-            .find(|l| l.contains(&id))
-            .map(str::to_string))
-    })
-    .await?;
+    let line = access_line(id.clone()).await?;
     assert!(
         line.contains("\"GET /v2/images HTTP/1.1\"")
             && line.contains(&format!(" {status} {len} "))
@@ -239,21 +251,10 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
         }
         let res = req.send().await?;
         let status = res.status().as_u16();
-        let id = res
-            .headers()
-            .get("x-openstack-request-id")
-            .context("request id")?
-            .to_str()?
-            .to_string();
+        let id = request_id(&res)?;
         let body = res.bytes().await?;
         assert!(body == want, "downloaded bytes differ (range {range:?})");
-        let line = eventually(10, || async {
-            Ok(std::fs::read_to_string(&log)?
-                .lines()
-                .find(|l| l.contains(&id))
-                .map(str::to_string))
-        })
-        .await?;
+        let line = access_line(id.clone()).await?;
         assert!(
             line.contains(&format!(" {status} {} ", want.len())),
             "download access line has the bytes sent: {line}"

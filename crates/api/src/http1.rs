@@ -201,8 +201,7 @@ impl Conn {
                 req.headers_mut().insert(HOST, host.clone());
             }
             let is_head = req.method() == actix_web::http::Method::HEAD;
-            let (res, body_state) = self.call(app, req).await?;
-            let mut res = res;
+            let (mut res, body_state) = self.call(app, req).await?;
             let stopping = self.shutdown.notified().now_or_never().is_some();
             if body_state != BodyState::Done || stopping {
                 res.head_mut().set_connection_type(ConnectionType::Close);
@@ -273,7 +272,6 @@ impl Conn {
     async fn reject(&mut self, status: StatusCode) -> Result<(), ConnError> {
         let mut res = Response::with_body(status, ());
         res.head_mut().set_connection_type(ConnectionType::Close);
-        self.wbuf.clear();
         self.codec
             .encode_head(res, BodySize::Sized(0), &mut self.wbuf)?;
         self.flush().await?;
@@ -327,7 +325,7 @@ impl Conn {
                     }
                     Poll::Pending => return Poll::Pending,
                 }
-                match self.codec.decode(&mut self.rbuf) {
+                let failure = match self.codec.decode(&mut self.rbuf) {
                     Ok(Some(Message::Chunk(Some(chunk)))) => {
                         let _ = tx.start_send(Ok(chunk));
                         continue;
@@ -338,37 +336,29 @@ impl Conn {
                         state = BodyState::Done;
                         continue;
                     }
-                    Ok(Some(Message::Item(_))) => {
-                        // The codec only yields chunks while a body is open.
-                        let _ = tx.start_send(Err(PayloadError::EncodingCorrupted));
-                        feed = None;
-                        state = BodyState::Broken;
-                        continue;
-                    }
-                    Ok(None) => {}
+                    // The codec only yields chunks while a body is open.
+                    Ok(Some(Message::Item(_))) => PayloadError::EncodingCorrupted,
                     Err(e) => {
                         log::debug!("malformed request body: {e}");
-                        let _ = tx.start_send(Err(PayloadError::EncodingCorrupted));
-                        feed = None;
-                        state = BodyState::Broken;
-                        continue;
+                        PayloadError::EncodingCorrupted
                     }
-                }
-                self.rbuf.reserve(64 << 10);
-                match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
-                    Poll::Ready(Ok(0)) => {
-                        let _ = tx.start_send(Err(PayloadError::Incomplete(None)));
-                        feed = None;
-                        state = BodyState::Broken;
+                    Ok(None) => {
+                        self.rbuf.reserve(64 << 10);
+                        match tokio_util::io::poll_read_buf(
+                            Pin::new(&mut self.io),
+                            cx,
+                            &mut self.rbuf,
+                        ) {
+                            Poll::Ready(Ok(0)) => PayloadError::Incomplete(None),
+                            Poll::Ready(Ok(_)) => continue,
+                            Poll::Ready(Err(e)) => PayloadError::Io(e),
+                            Poll::Pending => return Poll::Pending,
+                        }
                     }
-                    Poll::Ready(Ok(_)) => {}
-                    Poll::Ready(Err(e)) => {
-                        let _ = tx.start_send(Err(PayloadError::Io(e)));
-                        feed = None;
-                        state = BodyState::Broken;
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
+                };
+                let _ = tx.start_send(Err(failure));
+                feed = None;
+                state = BodyState::Broken;
             }
         })
         .await;
@@ -387,7 +377,6 @@ impl Conn {
     ) -> Result<(), ConnError> {
         let (head, body) = res.into_parts();
         let size = body.size();
-        self.wbuf.clear();
         self.codec.encode_head(head, size, &mut self.wbuf)?;
         if is_head || matches!(size, BodySize::None | BodySize::Sized(0)) {
             return self.flush().await;
@@ -439,7 +428,7 @@ impl Conn {
             if chunk.is_empty() {
                 continue;
             }
-            self.codec.encode_chunk(&chunk, &mut self.wbuf)?;
+            self.codec.encode_chunk(chunk, &mut self.wbuf)?;
             if self.wbuf.len() >= DIRECT_WRITE_BYTES {
                 self.flush().await?;
             }
@@ -494,7 +483,7 @@ trait CodecExt {
         size: BodySize,
         dst: &mut BytesMut,
     ) -> io::Result<()>;
-    fn encode_chunk(&mut self, chunk: &Bytes, dst: &mut BytesMut) -> io::Result<()>;
+    fn encode_chunk(&mut self, chunk: Bytes, dst: &mut BytesMut) -> io::Result<()>;
     fn encode_eof(&mut self, dst: &mut BytesMut) -> io::Result<()>;
 }
 
@@ -519,9 +508,9 @@ impl CodecExt for Codec {
         self.encode(Message::Item((head, size)), dst)
     }
 
-    fn encode_chunk(&mut self, chunk: &Bytes, dst: &mut BytesMut) -> io::Result<()> {
+    fn encode_chunk(&mut self, chunk: Bytes, dst: &mut BytesMut) -> io::Result<()> {
         use tokio_util::codec::Encoder as _;
-        self.encode(Message::Chunk(Some(chunk.clone())), dst)
+        self.encode(Message::Chunk(Some(chunk)), dst)
     }
 
     fn encode_eof(&mut self, dst: &mut BytesMut) -> io::Result<()> {
