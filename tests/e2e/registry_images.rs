@@ -375,3 +375,109 @@ async fn members_follow_glance_rules() -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs one statement with the image id bound to `$1` (`?` on MariaDB).
+fn exec(conn: &mut glance_registry::db::DbConnection, sql: &str, id: &str) -> Result<usize> {
+    let sql = if matches!(conn, glance_registry::db::DbConnection::Postgres(_)) {
+        sql.to_string()
+    } else {
+        sql.replace("$1", "?")
+    };
+    Ok(diesel::sql_query(sql).bind::<Text, _>(id).execute(conn)?)
+}
+
+/// A show and a list page read an image's properties, tags and locations in one statement
+/// (a `UNION ALL` of the three child tables). On every backend they must come back exactly:
+/// awkward property text, a NULL value as "", deleted rows left out, a duplicate live tag
+/// once, tags sorted, and locations in the order they were added.
+#[actix_web::test]
+async fn children_come_back_exactly_on_every_backend() -> Result<()> {
+    let awkward = json!({
+        "quote\"d": "a \"quoted\" value",
+        "back\\slash": "C:\\images\\new",
+        "ctl": "line\nbreak\ttab",
+        "ünïcödé": "値 😀",
+        "empty": "",
+        "nulled": "to become NULL",
+        "gone": "soft-deleted",
+    });
+    for b in backends() {
+        let r = TestRegistry::start(b).await?;
+        let img = r
+            .create(
+                "proj-a",
+                json!({"name": "kids", "tags": ["zeta", "Alpha", "mid"], "properties": awkward}),
+            )
+            .await?;
+        let plain = r.create("proj-a", json!({"name": "no children"})).await?;
+        let id = img["id"].as_str().unwrap().to_string();
+        let mut conn = r.db.conn()?;
+        for sql in [
+            "UPDATE image_properties SET value = NULL WHERE image_id = $1 AND name = 'nulled'",
+            "UPDATE image_properties SET deleted = true WHERE image_id = $1 AND name = 'gone'",
+            "INSERT INTO image_tags (image_id, value, created_at, deleted) \
+             SELECT image_id, value, created_at, false FROM image_tags WHERE image_id = $1 AND value = 'mid'",
+            "INSERT INTO image_tags (image_id, value, created_at, deleted) \
+             SELECT image_id, 'deleted-tag', created_at, true FROM image_tags WHERE image_id = $1 AND value = 'zeta'",
+            "INSERT INTO image_locations (image_id, value, created_at, deleted, meta_data, status) \
+             SELECT id, 'file:///b/second', created_at, false, '{\"store\": \"b\"}', 'active' FROM images WHERE id = $1",
+            "INSERT INTO image_locations (image_id, value, created_at, deleted, meta_data, status) \
+             SELECT id, 'file:///gone', created_at, true, NULL, 'deleted' FROM images WHERE id = $1",
+            "INSERT INTO image_locations (image_id, value, created_at, deleted, meta_data, status) \
+             SELECT id, 'file:///a/third', created_at, false, NULL, 'pending_delete' FROM images WHERE id = $1",
+        ] {
+            assert_eq!(exec(&mut conn, sql, &id)?, 1, "{b}: {sql}");
+        }
+        let mut want_props = awkward.clone();
+        want_props["nulled"] = json!("");
+        want_props.as_object_mut().unwrap().remove("gone");
+        let want_locations = json!([
+            {"url": "file:///b/second", "metadata": {"store": "b"}, "status": "active"},
+            {"url": "file:///a/third", "metadata": {}, "status": "pending_delete"},
+        ]);
+        let res = r
+            .req(Method::GET, &format!("/v1/images/{id}"), "proj-a", "member")
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        let shown: serde_json::Value = res.json().await?;
+        let res = r
+            .req(Method::GET, "/v1/images?limit=5", "proj-a", "member")
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        let page: serde_json::Value = res.json().await?;
+        let listed = page["images"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["id"] == id.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("{b}: {id} not in the page {page}"));
+        for (how, got) in [("show", &shown), ("list", &listed)] {
+            assert_eq!(got["properties"], want_props, "{b} {how}");
+            assert_eq!(got["tags"], json!(["Alpha", "mid", "zeta"]), "{b} {how}");
+            let locations: Vec<serde_json::Value> = got["locations"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{b} {how}: no locations in {got}"))
+                .iter()
+                .map(|l| json!({"url": l["url"], "metadata": l["metadata"], "status": l["status"]}))
+                .collect();
+            assert_eq!(json!(locations), want_locations, "{b} {how}");
+        }
+        assert_eq!(shown, listed, "{b}: show and list differ");
+        let res = r
+            .req(
+                Method::GET,
+                &format!("/v1/images/{}", plain["id"].as_str().unwrap()),
+                "proj-a",
+                "member",
+            )
+            .send()
+            .await?;
+        let bare: serde_json::Value = res.json().await?;
+        assert_eq!(bare["properties"], json!({}), "{b}");
+        assert_eq!(bare["tags"], json!([]), "{b}");
+        assert_eq!(bare["locations"], json!([]), "{b}");
+        r.stop().await;
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Queries on `image_tags`: set semantics over live rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -10,28 +10,6 @@ use super::DbConnection;
 use super::images::{find_row, lock};
 use super::schema::image_tags;
 use crate::error::RegistryError;
-
-/// Live tags of at most [`super::ANY_OF_CHUNK`] images, each list sorted.
-pub fn for_images(
-    conn: &mut DbConnection,
-    ids: &[String],
-) -> Result<HashMap<String, Vec<String>>, RegistryError> {
-    let rows: Vec<(String, String)> = super::on_backend!(conn, |c, B| {
-        image_tags::table
-            .select((image_tags::image_id, image_tags::value))
-            .filter(super::any_of!(B, image_tags, image_tags::image_id, ids))
-            .filter(image_tags::deleted.eq(false))
-            .load(c)?
-    });
-    let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for (id, v) in rows {
-        out.entry(id).or_default().insert(v);
-    }
-    Ok(out
-        .into_iter()
-        .map(|(k, v)| (k, v.into_iter().collect()))
-        .collect())
-}
 
 /// Makes the live tag set equal to `wanted`: removes the others, adds the missing ones.
 pub fn replace(
