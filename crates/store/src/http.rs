@@ -286,7 +286,6 @@ impl HttpStore {
                     offset: r.offset,
                     length: len,
                     stream: Box::pin(body),
-                    file: None,
                 })
             }
             (_, None) => Ok(Fetched {
@@ -294,7 +293,6 @@ impl HttpStore {
                 offset: 0,
                 length: total,
                 stream: Box::pin(body),
-                file: None,
             }),
             // The server sent everything: skip and cut here.
             (_, Some(r)) => {
@@ -307,7 +305,6 @@ impl HttpStore {
                     offset,
                     length: total.map(|_| length),
                     stream: crate::slice_stream(Box::pin(body), offset, length),
-                    file: None,
                 })
             }
         }

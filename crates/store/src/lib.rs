@@ -48,19 +48,8 @@ pub struct Fetched {
     pub offset: u64,
     /// How many bytes the stream carries, when known.
     pub length: Option<u64>,
-    /// The bytes. Nothing is read until it is first polled.
+    /// The bytes.
     pub stream: ByteStream,
-    /// Where the same bytes lie in a local file, for a caller that can send them from there
-    /// without reading them (`sendfile`); `None` for remote stores.
-    pub file: Option<FileRegion>,
-}
-
-/// The bytes of a [`Fetched`] as a region of an open file.
-#[derive(Clone, Debug)]
-pub struct FileRegion {
-    pub file: std::sync::Arc<std::fs::File>,
-    pub offset: u64,
-    pub length: u64,
 }
 
 impl std::fmt::Debug for Fetched {
@@ -69,7 +58,6 @@ impl std::fmt::Debug for Fetched {
             .field("total_size", &self.total_size)
             .field("offset", &self.offset)
             .field("length", &self.length)
-            .field("file", &self.file)
             .finish_non_exhaustive()
     }
 }
