@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use super::rows::{ImageRow, LocationRow};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
-use super::{ANY_OF_CHUNK, DbConnection, any_of, on_backend, tags};
+use super::{ANY_OF_CHUNK, DbConnection, FixedUpdate, Val, any_of, on_backend, tags};
 use crate::error::RegistryError;
 
 /// Loads a live image the caller may see, with its tags, properties and locations.
@@ -104,9 +104,13 @@ fn is_visible(
 /// up instead of both acting on the same snapshot. A self-assignment is a row lock on
 /// MySQL and PostgreSQL and the database write lock on SQLite, with one portable statement.
 pub fn lock(conn: &mut DbConnection, id: &ImageId) -> Result<(), RegistryError> {
-    diesel::update(images::table.filter(images::id.eq(id.to_string())))
-        .set(images::status.eq(images::status))
-        .execute(conn)?;
+    let sid = id.to_string();
+    let lock = FixedUpdate {
+        table: "images",
+        set: &[("status", Val::Column("status"))],
+        filter: &[("id", Val::Text(&sid))],
+    };
+    on_backend!(conn, |c, _B| { lock.execute(c)? });
     Ok(())
 }
 
@@ -159,7 +163,10 @@ pub fn insert(
             .values(&row)
             .execute(conn)?;
         set_properties(conn, &row.id, &new.properties, now)?;
-        tags::replace(conn, &row.id, &new.tags, now)?;
+        // A new image has no tags to compare with: only a non-empty set is written.
+        if !new.tags.is_empty() {
+            tags::replace(conn, &row.id, &new.tags, now)?;
+        }
         Ok(())
     })?;
     // Built from what was written rather than read back: a new image has no locations, and
@@ -374,50 +381,55 @@ pub fn soft_delete(
         image.status.check_transition(to)?;
         let now = glance_model::time::now();
         let sid = id.to_string();
-        diesel::update(images::table.filter(images::id.eq(&sid)))
-            .set((
-                images::status.eq(to.as_str()),
-                images::deleted.eq(true),
-                images::deleted_at.eq(now),
-                images::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        macro_rules! cascade {
-            ($t:ident) => {
-                diesel::update(
-                    $t::table
-                        .filter($t::image_id.eq(&sid))
-                        .filter($t::deleted.eq(false)),
-                )
-                .set((
-                    $t::deleted.eq(true),
-                    $t::deleted_at.eq(now),
-                    $t::updated_at.eq(now),
-                ))
-                .execute(conn)?
-            };
-        }
-        cascade!(image_properties);
-        cascade!(image_tags);
-        cascade!(image_members);
+        let gone = [
+            ("deleted", Val::Bool(true)),
+            ("deleted_at", Val::Time(now)),
+            ("updated_at", Val::Time(now)),
+        ];
+        let row = [
+            ("status", Val::Text(to.as_str())),
+            gone[0],
+            gone[1],
+            gone[2],
+        ];
         // Locations keep their rows; their status says whether data still has to go.
         let loc_status = if to == ImageStatus::PendingDelete {
             "pending_delete"
         } else {
             "deleted"
         };
-        diesel::update(
-            image_locations::table
-                .filter(image_locations::image_id.eq(&sid))
-                .filter(image_locations::deleted.eq(false)),
-        )
-        .set((
-            image_locations::deleted.eq(true),
-            image_locations::deleted_at.eq(now),
-            image_locations::updated_at.eq(now),
-            image_locations::status.eq(loc_status),
-        ))
-        .execute(conn)?;
+        let location = [gone[0], gone[1], gone[2], ("status", Val::Text(loc_status))];
+        let live = [("image_id", Val::Text(&sid)), ("deleted", Val::Bool(false))];
+        let statements = [
+            FixedUpdate {
+                table: "images",
+                set: &row,
+                filter: &[("id", Val::Text(&sid))],
+            },
+            FixedUpdate {
+                table: "image_properties",
+                set: &gone,
+                filter: &live,
+            },
+            FixedUpdate {
+                table: "image_tags",
+                set: &gone,
+                filter: &live,
+            },
+            FixedUpdate {
+                table: "image_members",
+                set: &gone,
+                filter: &live,
+            },
+            FixedUpdate {
+                table: "image_locations",
+                set: &location,
+                filter: &live,
+            },
+        ];
+        for statement in statements {
+            on_backend!(&mut *conn, |c, _B| { statement.execute(c)? });
+        }
         super::leases::drop_for_image(conn, &sid)?;
         Ok(Image {
             status: to,

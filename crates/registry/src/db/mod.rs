@@ -249,6 +249,99 @@ where
 
 impl<A, B, C, Conn> diesel::RunQueryDsl<Conn> for UnionAll3<A, B, C> {}
 
+/// One value in a [`FixedUpdate`]: a bound text, flag or time, or another column.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    /// A bound text.
+    Text(&'a str),
+    /// A bound flag.
+    Bool(bool),
+    /// A bound timestamp.
+    Time(chrono::NaiveDateTime),
+    /// The named column of the same row.
+    Column(&'static str),
+}
+
+/// `UPDATE table SET c = v, … WHERE c = v AND …`, kept prepared. Diesel prepares every
+/// UPDATE afresh on each call and closes it after (on MariaDB a `Prepare` round trip and a
+/// `Close` per statement; a soft delete was six of them), because one of its Rust types can
+/// give different SQL (a changeset that skips `None` fields), and it cannot be told
+/// otherwise. This statement's text depends only on its table and column names, so it is
+/// kept under that text (no static query id).
+#[derive(Debug, Clone)]
+pub struct FixedUpdate<'a> {
+    /// The table.
+    pub table: &'static str,
+    /// `SET` assignments.
+    pub set: &'a [(&'static str, Val<'a>)],
+    /// `WHERE` equalities, joined by `AND`.
+    pub filter: &'a [(&'static str, Val<'a>)],
+}
+
+impl diesel::query_builder::QueryId for FixedUpdate<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for FixedUpdate<'_>
+where
+    DB: diesel::backend::Backend,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
+    chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        fn pair<'b, DB>(
+            out: &mut diesel::query_builder::AstPass<'_, 'b, DB>,
+            column: &str,
+            value: &'b Val<'_>,
+        ) -> diesel::QueryResult<()>
+        where
+            DB: diesel::backend::Backend,
+            DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+            DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
+            DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+            bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
+            chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+        {
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            match value {
+                Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v),
+                Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v),
+                Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v),
+                Val::Column(c) => out.push_identifier(c),
+            }
+        }
+        out.push_sql("UPDATE ");
+        out.push_identifier(self.table)?;
+        out.push_sql(" SET ");
+        for (i, (column, value)) in self.set.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            pair(&mut out, column, value)?;
+        }
+        out.push_sql(" WHERE ");
+        for (i, (column, value)) in self.filter.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(" AND ");
+            }
+            pair(&mut out, column, value)?;
+        }
+        Ok(())
+    }
+}
+
+impl<Conn> diesel::RunQueryDsl<Conn> for FixedUpdate<'_> {}
+
 /// Runs `$body` on the concrete connection inside a [`DbConnection`], with `$backend` naming
 /// its Diesel backend type. Queries through the `DbConnection` enum itself pay for it on
 /// every call: Diesel's multi-connection layer renders the whole SQL text again to collect
@@ -736,6 +829,41 @@ mod tests {
             q.is_safe_to_cache_prepared(&diesel::mysql::Mysql)
                 .expect("walk"),
             "{sql}"
+        );
+    }
+
+    /// A soft delete's UPDATEs stay prepared (Diesel's own never do) and say what they say.
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn fixed_update_is_plain_and_kept_prepared() {
+        use diesel::query_builder::QueryFragment;
+
+        use super::{FixedUpdate, Val};
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 27)
+            .and_then(|d| d.and_hms_opt(16, 0, 0))
+            .expect("time");
+        let q = FixedUpdate {
+            table: "image_tags",
+            set: &[
+                ("deleted", Val::Bool(true)),
+                ("deleted_at", Val::Time(now)),
+                ("status", Val::Column("status")),
+            ],
+            filter: &[
+                ("image_id", Val::Text("abc")),
+                ("deleted", Val::Bool(false)),
+            ],
+        };
+        let sql = diesel::debug_query::<diesel::mysql::Mysql, _>(&q).to_string();
+        assert_eq!(
+            sql,
+            "UPDATE `image_tags` SET `deleted` = ?, `deleted_at` = ?, `status` = `status` \
+             WHERE `image_id` = ? AND `deleted` = ? \
+             -- binds: [true, 2026-11-27T16:00:00, \"abc\", false]"
+        );
+        assert!(
+            q.is_safe_to_cache_prepared(&diesel::mysql::Mysql)
+                .expect("walk")
         );
     }
 }
