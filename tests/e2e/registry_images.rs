@@ -15,15 +15,17 @@ struct N {
     n: i64,
 }
 
+/// `sql` with its `$1` written as this backend's placeholder (`?` but on PostgreSQL).
+fn placeholder(conn: &glance_registry::db::DbConnection, sql: &str) -> String {
+    if matches!(conn, glance_registry::db::DbConnection::Postgres(_)) {
+        sql.to_string()
+    } else {
+        sql.replace("$1", "?")
+    }
+}
+
 fn count(conn: &mut glance_registry::db::DbConnection, sql: &str, id: &str) -> Result<i64> {
-    let sql = sql.replace(
-        "$1",
-        if matches!(conn, glance_registry::db::DbConnection::Postgres(_)) {
-            "$1"
-        } else {
-            "?"
-        },
-    );
+    let sql = placeholder(conn, sql);
     Ok(diesel::sql_query(sql)
         .bind::<Text, _>(id)
         .get_result::<N>(conn)?
@@ -378,11 +380,7 @@ async fn members_follow_glance_rules() -> Result<()> {
 
 /// Runs one statement with the image id bound to `$1` (`?` on MariaDB).
 fn exec(conn: &mut glance_registry::db::DbConnection, sql: &str, id: &str) -> Result<usize> {
-    let sql = if matches!(conn, glance_registry::db::DbConnection::Postgres(_)) {
-        sql.to_string()
-    } else {
-        sql.replace("$1", "?")
-    };
+    let sql = placeholder(conn, sql);
     Ok(diesel::sql_query(sql).bind::<Text, _>(id).execute(conn)?)
 }
 

@@ -297,44 +297,28 @@ where
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> diesel::QueryResult<()> {
-        fn pair<'b, DB>(
-            out: &mut diesel::query_builder::AstPass<'_, 'b, DB>,
-            column: &str,
-            value: &'b Val<'_>,
-        ) -> diesel::QueryResult<()>
-        where
-            DB: diesel::backend::Backend,
-            DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
-            DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
-            DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
-            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-            bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
-            chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
-        {
+        out.push_sql("UPDATE ");
+        out.push_identifier(self.table)?;
+        let set = self
+            .set
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (if i == 0 { " SET " } else { ", " }, p));
+        let filter = self
+            .filter
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (if i == 0 { " WHERE " } else { " AND " }, p));
+        for (separator, (column, value)) in set.chain(filter) {
+            out.push_sql(separator);
             out.push_identifier(column)?;
             out.push_sql(" = ");
             match value {
-                Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v),
-                Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v),
-                Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v),
-                Val::Column(c) => out.push_identifier(c),
+                Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v)?,
+                Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v)?,
+                Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v)?,
+                Val::Column(c) => out.push_identifier(c)?,
             }
-        }
-        out.push_sql("UPDATE ");
-        out.push_identifier(self.table)?;
-        out.push_sql(" SET ");
-        for (i, (column, value)) in self.set.iter().enumerate() {
-            if i > 0 {
-                out.push_sql(", ");
-            }
-            pair(&mut out, column, value)?;
-        }
-        out.push_sql(" WHERE ");
-        for (i, (column, value)) in self.filter.iter().enumerate() {
-            if i > 0 {
-                out.push_sql(" AND ");
-            }
-            pair(&mut out, column, value)?;
         }
         Ok(())
     }
