@@ -169,6 +169,14 @@ async fn create_show_update_delete_cascades() -> Result<()> {
         .send()
         .await?;
 
+        // A location too (written as an upload's completion would), so every child table
+        // has a live row to cascade to.
+        let mut conn = r.db.conn()?;
+        let sql = "INSERT INTO image_locations (image_id, value, created_at, deleted, meta_data, status) \
+                   SELECT id, 'file:///data/img', created_at, false, NULL, 'active' FROM images WHERE id = $1";
+        assert_eq!(exec(&mut conn, sql, &id)?, 1, "{b}");
+        drop(conn);
+
         let res = r
             .req(
                 Method::DELETE,
@@ -188,7 +196,12 @@ async fn create_show_update_delete_cascades() -> Result<()> {
         expect_error(res, 404, &id).await?;
 
         let mut conn = r.db.conn()?;
-        for table in ["image_properties", "image_tags", "image_members"] {
+        for table in [
+            "image_properties",
+            "image_tags",
+            "image_members",
+            "image_locations",
+        ] {
             let live = count(
                 &mut conn,
                 &format!(
@@ -210,6 +223,12 @@ async fn create_show_update_delete_cascades() -> Result<()> {
             &id,
         )?;
         assert_eq!(same_time, 3, "{b}: children carry the image's deleted_at");
+        let gone = count(
+            &mut conn,
+            "SELECT COUNT(*) AS n FROM image_locations WHERE image_id = $1 AND status = 'deleted'",
+            &id,
+        )?;
+        assert_eq!(gone, 1, "{b}: the location is marked deleted");
         // Ids of deleted images stay taken.
         let res = r
             .req(Method::POST, "/v1/images", "proj-a", "member")

@@ -118,3 +118,41 @@ async fn concurrent_writes_are_answered_as_they_were_committed() -> Result<()> {
     }
     Ok(())
 }
+
+/// Creates race for one fresh id: the database's primary key decides, so exactly one is
+/// saved and every other caller gets 409 (never a deadlock or an internal error).
+#[actix_web::test]
+async fn concurrent_creates_of_one_id_save_it_once() -> Result<()> {
+    for b in backends() {
+        let tdb = TestDb::new(b)?;
+        let db = Database::connect(&DbUrl::parse(&tdb.url)?, PoolOptions::default())?;
+        migrate::sync(&mut *db.get()?)?;
+        for _round in 0..5 {
+            let id = ImageId::new();
+            let answers = join_all((0..8).map(|_| {
+                let db = db.clone();
+                async move {
+                    db.write(move |c| images::insert(c, &admin(), new_image(id)))
+                        .await
+                }
+            }))
+            .await;
+            let mut saved = 0;
+            for answer in &answers {
+                match answer {
+                    Ok(img) => {
+                        saved += 1;
+                        assert_eq!(img.id, id, "{b}");
+                    }
+                    Err(e) => {
+                        assert_eq!(e.kind(), glance_model::ErrorKind::Conflict, "{b}: {e}");
+                        assert!(e.to_string().contains("already exists"), "{b}: {e}");
+                    }
+                }
+            }
+            assert_eq!(saved, 1, "{b}: {saved} of 8 creates of {id} answered ok");
+            assert!(exists(&db, id).await?, "{b}");
+        }
+    }
+    Ok(())
+}

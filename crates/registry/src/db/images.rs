@@ -51,23 +51,85 @@ pub fn find_row(
     ctx: &Context,
     id: &ImageId,
 ) -> Result<ImageRow, RegistryError> {
-    let sid = id.to_string();
-    let row: Option<ImageRow> = on_backend!(conn, |c, _B| {
-        images::table
-            .filter(images::id.eq(&sid))
-            .filter(images::deleted.eq(false))
-            .select(ImageRow::as_select())
-            // No LIMIT: `id` is the primary key, and SQLite re-plans a statement whose bound
-            // LIMIT is rebound, so `first()` would be parsed again on every call.
-            .get_result(c)
-            .optional()?
-    });
+    let row = select_row(conn, id, false)?;
+    visible_or_404(conn, ctx, id, row)
+}
+
+/// Takes the image's write lock (see [`lock`]) and loads its row as [`find_row`] does. On a
+/// server database that is one `SELECT … FOR UPDATE`, a round trip fewer than the lock and
+/// the read; SQLite has no row locks, so there it is the two.
+pub fn lock_row(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+) -> Result<ImageRow, RegistryError> {
+    let row = match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(_) => {
+            lock(conn, id)?;
+            select_row(conn, id, false)?
+        }
+        #[cfg_attr(
+            not(any(feature = "mysql", feature = "postgres")),
+            expect(unreachable_patterns, reason = "only SQLite is compiled in")
+        )]
+        _ => select_row(conn, id, true)?,
+    };
+    visible_or_404(conn, ctx, id, row)
+}
+
+fn visible_or_404(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    row: Option<ImageRow>,
+) -> Result<ImageRow, RegistryError> {
     match row {
         Some(row) if is_visible(conn, ctx, &row)? => Ok(row),
         _ => Err(RegistryError::not_found(format!(
             "No image found with ID {id}"
         ))),
     }
+}
+
+/// The live row of an image, locked against other writers until the transaction ends when
+/// `for_update` (MariaDB/MySQL and PostgreSQL only; SQLite ignores it).
+fn select_row(
+    conn: &mut DbConnection,
+    id: &ImageId,
+    #[cfg_attr(
+        not(any(feature = "mysql", feature = "postgres")),
+        expect(unused_variables, reason = "only SQLite is compiled in")
+    )]
+    for_update: bool,
+) -> Result<Option<ImageRow>, RegistryError> {
+    let sid = id.to_string();
+    // No LIMIT: `id` is the primary key, and SQLite re-plans a statement whose bound LIMIT
+    // is rebound, so `first()` would be parsed again on every call.
+    // A macro, not a value: the selection's type names the backend.
+    macro_rules! query {
+        () => {
+            images::table
+                .filter(images::id.eq(&sid))
+                .filter(images::deleted.eq(false))
+                .select(ImageRow::as_select())
+        };
+    }
+    let row = match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => query!().get_result(c).optional()?,
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) if for_update => query!().for_update().get_result(c).optional()?,
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => query!().get_result(c).optional()?,
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) if for_update => {
+            query!().for_update().get_result(c).optional()?
+        }
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => query!().get_result(c).optional()?,
+    };
+    Ok(row)
 }
 
 /// Glance's visibility rule for one image: admins see everything; others see public and
@@ -114,6 +176,37 @@ pub fn lock(conn: &mut DbConnection, id: &ImageId) -> Result<(), RegistryError> 
     Ok(())
 }
 
+/// The INSERT of a new image's row, every column bound (NULL included): Diesel writes a
+/// `None` field of an `Insertable` struct as `DEFAULT`, so the struct's INSERT has no fixed
+/// text and was prepared, run and closed on every call on a server database. This one is
+/// kept prepared. A macro, because the statement's type is too long to name.
+macro_rules! insert_row {
+    ($row:expr) => {
+        diesel::insert_into(images::table).values((
+            images::id.eq(&$row.id),
+            images::name.eq($row.name.as_deref()),
+            images::size.eq($row.size),
+            images::status.eq(&$row.status),
+            images::created_at.eq($row.created_at),
+            images::updated_at.eq($row.updated_at),
+            images::deleted_at.eq($row.deleted_at),
+            images::deleted.eq($row.deleted),
+            images::disk_format.eq($row.disk_format.as_deref()),
+            images::container_format.eq($row.container_format.as_deref()),
+            images::checksum.eq($row.checksum.as_deref()),
+            images::owner.eq($row.owner.as_deref()),
+            images::min_disk.eq($row.min_disk),
+            images::min_ram.eq($row.min_ram),
+            images::protected.eq($row.protected),
+            images::virtual_size.eq($row.virtual_size),
+            images::visibility.eq(&$row.visibility),
+            images::os_hidden.eq($row.os_hidden),
+            images::os_hash_algo.eq($row.os_hash_algo.as_deref()),
+            images::os_hash_value.eq($row.os_hash_value.as_deref()),
+        ))
+    };
+}
+
 /// Creates an image with its properties and tags in one transaction.
 pub fn insert(
     conn: &mut DbConnection,
@@ -146,22 +239,22 @@ pub fn insert(
         os_hash_value: None,
     };
     super::transaction(conn, |conn| {
-        // A write first: SQLite then takes its write lock at once (waiting up to busy_timeout)
-        // instead of failing "database is locked" when a read-started transaction upgrades.
-        lock(conn, &id)?;
-        // Ids of deleted images stay taken, as in Glance (a soft-deleted row keeps its id).
-        let taken: i64 = images::table
-            .filter(images::id.eq(&row.id))
-            .count()
-            .get_result(conn)?;
-        if taken > 0 {
-            return Err(RegistryError::conflict(format!(
-                "An image with identifier {id} already exists"
-            )));
+        // Ids of deleted images stay taken, as in Glance: a soft-deleted row keeps its id, so
+        // the primary key refuses a second row with it. Of two concurrent creates with one id
+        // the database makes the later wait for the earlier and then refuses it.
+        let inserted = on_backend!(&mut *conn, |c, _B| { insert_row!(row).execute(c) });
+        match inserted {
+            Ok(_) => {}
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {
+                return Err(RegistryError::conflict(format!(
+                    "An image with identifier {id} already exists"
+                )));
+            }
+            Err(e) => return Err(e.into()),
         }
-        diesel::insert_into(images::table)
-            .values(&row)
-            .execute(conn)?;
         set_properties(conn, &row.id, &new.properties, now)?;
         // A new image has no tags to compare with: only a non-empty set is written.
         if !new.tags.is_empty() {
@@ -186,8 +279,7 @@ pub fn update(
 ) -> Result<Image, RegistryError> {
     upd.validate()?;
     super::transaction(conn, |conn| {
-        lock(conn, id)?;
-        let row = find_row(conn, ctx, id)?;
+        let row = lock_row(conn, ctx, id)?;
         let current: ImageStatus = row
             .status
             .parse()
@@ -365,8 +457,10 @@ pub fn soft_delete(
     delayed: bool,
 ) -> Result<Image, RegistryError> {
     let image = super::transaction(conn, |conn| {
-        lock(conn, id)?;
-        let image = find(conn, ctx, id)?;
+        let row = lock_row(conn, ctx, id)?;
+        let image = hydrate(conn, vec![row])?
+            .pop()
+            .ok_or_else(|| RegistryError::not_found(format!("No image found with ID {id}")))?;
         if image.protected {
             return Err(RegistryError::rule(
                 ErrorKind::Forbidden,
@@ -400,34 +494,39 @@ pub fn soft_delete(
         };
         let location = [gone[0], gone[1], gone[2], ("status", Val::Text(loc_status))];
         let live = [("image_id", Val::Text(&sid)), ("deleted", Val::Bool(false))];
+        // Every writer of an image's properties, tags and locations holds the image's row
+        // lock, as this transaction does: the ones just read are all there are, and a child
+        // table the image has no live rows in needs no statement.
         let statements = [
-            FixedUpdate {
+            Some(FixedUpdate {
                 table: "images",
                 set: &row,
                 filter: &[("id", Val::Text(&sid))],
-            },
-            FixedUpdate {
+            }),
+            (!image.properties.is_empty()).then_some(FixedUpdate {
                 table: "image_properties",
                 set: &gone,
                 filter: &live,
-            },
-            FixedUpdate {
+            }),
+            (!image.tags.is_empty()).then_some(FixedUpdate {
                 table: "image_tags",
                 set: &gone,
                 filter: &live,
-            },
-            FixedUpdate {
+            }),
+            // Members are not read here; their writers hold the lock too, but only the
+            // statement knows whether there are any.
+            Some(FixedUpdate {
                 table: "image_members",
                 set: &gone,
                 filter: &live,
-            },
-            FixedUpdate {
+            }),
+            (!image.locations.is_empty()).then_some(FixedUpdate {
                 table: "image_locations",
                 set: &location,
                 filter: &live,
-            },
+            }),
         ];
-        for statement in statements {
+        for statement in statements.into_iter().flatten() {
             on_backend!(&mut *conn, |c, _B| { statement.execute(c)? });
         }
         super::leases::drop_for_image(conn, &sid)?;
@@ -616,6 +715,10 @@ fn hydrate_page(
     rows: Vec<ImageRow>,
 ) -> Result<Vec<ListedImage>, RegistryError> {
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(
+        not(any(feature = "mysql", feature = "postgres")),
+        expect(irrefutable_let_patterns, reason = "only SQLite is compiled in")
+    )]
     if let DbConnection::Sqlite(c) = &mut *conn {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut children = sqlite_json::children(c, &ids)?;
@@ -961,5 +1064,66 @@ mod tests {
         let second = find(&mut conn, &ctx, &ids[1]).expect("find");
         assert_eq!(second.tags, ["Zed", "shared", "t1", "älpha"]);
         assert_eq!(second.properties, props(&[("os_distro", "cirros")]));
+    }
+}
+
+#[cfg(all(test, feature = "mysql"))]
+mod insert_tests {
+    use diesel::prelude::*;
+    use diesel::query_builder::QueryFragment;
+
+    use super::super::rows::ImageRow;
+    use super::super::schema::images;
+
+    /// A new image's INSERT binds its empty columns as NULL, so its text is the same for
+    /// every image and the server keeps it prepared; the derived struct INSERT is not.
+    #[test]
+    fn image_insert_binds_every_column_and_is_kept_prepared() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 27)
+            .and_then(|d| d.and_hms_opt(18, 0, 0))
+            .expect("time");
+        let row = ImageRow {
+            id: "6f3c".to_string(),
+            name: None,
+            size: None,
+            status: "queued".to_string(),
+            created_at: now,
+            updated_at: Some(now),
+            deleted_at: None,
+            deleted: false,
+            disk_format: Some("raw".to_string()),
+            container_format: None,
+            checksum: None,
+            owner: None,
+            min_disk: 0,
+            min_ram: 0,
+            protected: false,
+            virtual_size: None,
+            visibility: "shared".to_string(),
+            os_hidden: false,
+            os_hash_algo: None,
+            os_hash_value: None,
+        };
+        let q = insert_row!(row);
+        let sql = diesel::debug_query::<diesel::mysql::Mysql, _>(&q).to_string();
+        assert!(!sql.contains("DEFAULT"), "{sql}");
+        let values = sql.split(" -- binds").next().expect("sql");
+        assert_eq!(values.matches('?').count(), 20, "{sql}");
+        assert!(
+            sql.contains("[\"6f3c\", None, None, \"queued\""),
+            "binds in column order: {sql}"
+        );
+        assert!(
+            q.is_safe_to_cache_prepared(&diesel::mysql::Mysql)
+                .expect("walk"),
+            "{sql}"
+        );
+        let derived = diesel::insert_into(images::table).values(&row);
+        assert!(
+            !derived
+                .is_safe_to_cache_prepared(&diesel::mysql::Mysql)
+                .expect("walk"),
+            "Diesel now keeps the struct INSERT prepared: insert_row! can go"
+        );
     }
 }

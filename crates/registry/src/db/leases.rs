@@ -7,10 +7,10 @@ use diesel::prelude::*;
 use glance_model::wire::{Lease, LeaseRequest, UploadComplete};
 use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus};
 
-use super::DbConnection;
-use super::images::{find, find_row, lock};
+use super::images::{find, find_row, lock, lock_row};
 use super::rows::parse_id;
 use super::schema::{glance_upload_leases as leases, image_locations, images};
+use super::{DbConnection, on_backend};
 use crate::error::RegistryError;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -45,8 +45,7 @@ pub fn acquire(
 ) -> Result<Lease, RegistryError> {
     req.validate()?;
     super::transaction(conn, |conn| {
-        lock(conn, id)?;
-        let row = find_row(conn, ctx, id)?;
+        let row = lock_row(conn, ctx, id)?;
         if row.status != ImageStatus::Queued.as_str() {
             return Err(RegistryError::conflict(format!(
                 "Image {id} is {}; data can only be uploaded to a queued image",
@@ -134,6 +133,7 @@ pub fn complete(
     done.validate()?;
     super::transaction(conn, |conn| {
         lock(conn, id)?;
+        // A lost lease (410) says more than the image being gone since (404).
         held(conn, id, &done.token)?;
         let row = find_row(conn, ctx, id)?;
         if row.status != ImageStatus::Saving.as_str() {
@@ -255,6 +255,8 @@ pub fn recover(
 
 /// Removes any lease on an image (used on delete and completion).
 pub fn drop_for_image(conn: &mut DbConnection, image_id: &str) -> Result<(), RegistryError> {
-    diesel::delete(leases::table.filter(leases::image_id.eq(image_id))).execute(conn)?;
+    on_backend!(conn, |c, _B| {
+        diesel::delete(leases::table.filter(leases::image_id.eq(image_id))).execute(c)?
+    });
     Ok(())
 }

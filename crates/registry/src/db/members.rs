@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use glance_model::{Context, ErrorKind, ImageId, Member, MemberStatus};
 
 use super::DbConnection;
-use super::images::{find_row, lock};
+use super::images::{find_row, lock, lock_row};
 use super::rows::{ImageRow, MemberRow};
 use super::schema::image_members;
 use crate::error::RegistryError;
@@ -86,8 +86,7 @@ pub fn add(
 ) -> Result<Member, RegistryError> {
     glance_model::member::validate_member_id(member)?;
     super::transaction(conn, |conn| {
-        lock(conn, id)?;
-        let row = find_row(conn, ctx, id)?;
+        let row = lock_row(conn, ctx, id)?;
         shared_only(&row)?;
         let exists: i64 = live(&row.id)
             .filter(image_members::member.eq(member.to_string()))

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use glance_model::{Context, ImageId};
 
 use super::DbConnection;
-use super::images::{find_row, lock};
+use super::images::lock_row;
 use super::schema::image_tags;
 use crate::error::RegistryError;
 
@@ -80,8 +80,7 @@ pub fn add(
 ) -> Result<(), RegistryError> {
     glance_model::image::check_tag(tag)?;
     super::transaction(conn, |conn| {
-        lock(conn, id)?;
-        let row = find_row(conn, ctx, id)?;
+        let row = lock_row(conn, ctx, id)?;
         let have: i64 = image_tags::table
             .filter(image_tags::image_id.eq(&row.id))
             .filter(image_tags::value.eq(tag))
@@ -103,8 +102,7 @@ pub fn remove(
     tag: &str,
 ) -> Result<(), RegistryError> {
     super::transaction(conn, |conn| {
-        lock(conn, id)?;
-        let row = find_row(conn, ctx, id)?;
+        let row = lock_row(conn, ctx, id)?;
         if soft_delete(conn, &row.id, tag, glance_model::time::now())? == 0 {
             return Err(RegistryError::not_found(format!(
                 "Tag {tag} not found on image {id}"
