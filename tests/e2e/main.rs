@@ -14,6 +14,7 @@ mod api_members;
 mod api_recovery;
 mod cloud;
 mod daemons;
+mod db_connections;
 mod ha;
 mod harness;
 mod keystone;

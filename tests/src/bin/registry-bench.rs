@@ -430,7 +430,7 @@ fn explain(db: &Database, sql: &str) -> Result<String> {
     match db.url().backend {
         Backend::Sqlite => {
             let rows: Vec<SqlitePlan> =
-                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(&mut *conn)?;
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(&mut **conn)?;
             Ok(rows
                 .into_iter()
                 .map(|r| r.detail)
@@ -450,7 +450,7 @@ fn explain(db: &Database, sql: &str) -> Result<String> {
                 #[diesel(column_name = "Extra")]
                 extra: Option<String>,
             }
-            let rows: Vec<Row> = diesel::sql_query(format!("EXPLAIN {sql}")).load(&mut *conn)?;
+            let rows: Vec<Row> = diesel::sql_query(format!("EXPLAIN {sql}")).load(&mut **conn)?;
             Ok(rows
                 .into_iter()
                 .map(|r| {
@@ -472,7 +472,7 @@ fn explain(db: &Database, sql: &str) -> Result<String> {
                 #[diesel(column_name = "QUERY PLAN")]
                 plan: String,
             }
-            let rows: Vec<Row> = diesel::sql_query(format!("EXPLAIN {sql}")).load(&mut *conn)?;
+            let rows: Vec<Row> = diesel::sql_query(format!("EXPLAIN {sql}")).load(&mut **conn)?;
             Ok(rows
                 .into_iter()
                 .map(|r| r.plan)

@@ -9,6 +9,7 @@ pub mod page;
 pub mod purge;
 pub mod rows;
 pub mod schema;
+mod socket;
 pub mod tags;
 pub mod url;
 
@@ -417,6 +418,38 @@ impl DbConnection {
     }
 }
 
+impl DbConnection {
+    /// This connection's TCP socket (see [`socket`]): the server says which port the session
+    /// comes from and which it listens on. `None` over a Unix socket, through a proxy, or
+    /// when the server cannot say.
+    fn find_socket(&mut self) -> Option<socket::Socket> {
+        #[derive(QueryableByName)]
+        struct Ports {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            client_port: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            server_port: Option<String>,
+        }
+        let sql = match self.backend() {
+            Backend::Sqlite => return None,
+            // `host` is "address:port" for a TCP client, "localhost" over the Unix socket.
+            Backend::Mysql => {
+                "SELECT SUBSTRING_INDEX(host, ':', -1) AS client_port, \
+                 CAST(@@port AS CHAR) AS server_port \
+                 FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(inet_client_port() AS TEXT) AS client_port, \
+                 CAST(inet_server_port() AS TEXT) AS server_port"
+            }
+        };
+        let ports: Ports = diesel::sql_query(sql).get_result(self).ok()?;
+        let client = ports.client_port?.parse().ok()?;
+        let server = ports.server_port?.parse().ok()?;
+        socket::Socket::find(client, server)
+    }
+}
+
 /// Runs `f` in a database transaction (a savepoint when one is already open, as inside a
 /// [`Database::write`] batch).
 pub fn transaction<T>(
@@ -548,6 +581,58 @@ fn back_to_batch(conn: &mut DbConnection) -> bool {
     }
 }
 
+/// How long a pooled connection may sit unused and still be handed out on its socket's word
+/// alone (see [`socket`]); one idle longer is pinged first, since a network path can drop a
+/// connection without a word (a firewall forgetting an idle flow).
+const TRUST_QUIET_SOCKET_FOR: Duration = Duration::from_secs(10);
+
+/// A pooled connection, with what the pool knows of it. Dereferences to the connection.
+pub struct PooledConn {
+    conn: DbConnection,
+    /// Its TCP socket, when found (server databases only).
+    socket: Option<socket::Socket>,
+    /// When it was opened or last given back to the pool.
+    given_back: std::time::Instant,
+}
+
+impl PooledConn {
+    fn open(url: &DbUrl) -> Result<Self, RegistryError> {
+        let mut conn = DbConnection::open(url)?;
+        let socket = match url.backend {
+            Backend::Sqlite => None,
+            _ => conn.find_socket(),
+        };
+        if socket.is_none() && url.backend != Backend::Sqlite {
+            log::debug!(
+                "no socket found for a new database connection: it is pinged at each check-out"
+            );
+        }
+        Ok(Self {
+            conn,
+            socket,
+            given_back: std::time::Instant::now(),
+        })
+    }
+
+    /// Whether the pool checks this connection through its socket rather than with a ping.
+    pub fn watches_its_socket(&self) -> bool {
+        self.socket.is_some()
+    }
+}
+
+impl std::ops::Deref for PooledConn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PooledConn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
 /// Opens pooled connections by URL scheme (never by trying each backend in turn).
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -555,22 +640,34 @@ pub struct ConnectionManager {
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
+    type Connection = PooledConn;
     type Error = RegistryError;
 
-    fn connect(&self) -> Result<DbConnection, RegistryError> {
-        DbConnection::open(&self.url)
+    fn connect(&self) -> Result<PooledConn, RegistryError> {
+        PooledConn::open(&self.url)
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), RegistryError> {
-        conn.batch_execute("SELECT 1").map_err(RegistryError::from)
+    /// A connection given back moments ago whose socket is quiet is alive: no round trip.
+    /// Any other is pinged (`SELECT 1`, as oslo.db's pre-ping), and a dead one is replaced.
+    fn is_valid(&self, conn: &mut PooledConn) -> Result<(), RegistryError> {
+        if conn.given_back.elapsed() < TRUST_QUIET_SOCKET_FOR
+            && conn.socket.as_ref().is_some_and(socket::Socket::is_quiet)
+        {
+            return Ok(());
+        }
+        conn.conn
+            .batch_execute("SELECT 1")
+            .map_err(RegistryError::from)
     }
 
     /// A connection given back with a transaction still open (a closure panicked inside it)
     /// is closed, never handed to the next caller mid-transaction.
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+    fn has_broken(&self, conn: &mut PooledConn) -> bool {
         use diesel::connection::TransactionManager;
-        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+        conn.given_back = std::time::Instant::now();
+        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+            &mut conn.conn,
+        )
     }
 }
 
