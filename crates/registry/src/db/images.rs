@@ -238,7 +238,7 @@ pub fn insert(
         os_hash_algo: None,
         os_hash_value: None,
     };
-    super::transaction(conn, |conn| {
+    let write = |conn: &mut DbConnection| {
         // Ids of deleted images stay taken, as in Glance: a soft-deleted row keeps its id, so
         // the primary key refuses a second row with it. Of two concurrent creates with one id
         // the database makes the later wait for the earlier and then refuses it.
@@ -261,7 +261,14 @@ pub fn insert(
             tags::replace(conn, &row.id, &new.tags, now)?;
         }
         Ok(())
-    })?;
+    };
+    if new.properties.is_empty() && new.tags.is_empty() {
+        // One statement is atomic on its own: BEGIN and COMMIT around it would be two more
+        // round trips to a server database.
+        write(conn)?;
+    } else {
+        super::transaction(conn, write)?;
+    }
     // Built from what was written rather than read back: a new image has no locations, and
     // its live tags are the requested set.
     let tags: std::collections::BTreeSet<String> = new.tags.into_iter().collect();
