@@ -207,7 +207,8 @@ macro_rules! insert_row {
     };
 }
 
-/// Creates an image with its properties and tags in one transaction.
+/// Creates an image with its properties and tags: one INSERT when it has neither, one
+/// transaction when it has some.
 pub fn insert(
     conn: &mut DbConnection,
     ctx: &Context,
