@@ -87,10 +87,11 @@ impl RegistryError {
             }
             Self::SchemaOutdated(_) => ErrorKind::Unavailable,
             Self::Query(diesel::result::Error::NotFound) => ErrorKind::NotFound,
-            Self::Query(diesel::result::Error::DatabaseError(kind, _)) => match kind {
+            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => match kind {
                 diesel::result::DatabaseErrorKind::UniqueViolation => ErrorKind::Conflict,
                 diesel::result::DatabaseErrorKind::SerializationFailure => ErrorKind::Conflict,
                 diesel::result::DatabaseErrorKind::ClosedConnection => ErrorKind::Unavailable,
+                _ if connection_lost(info.message()) => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
             Self::BadDatabaseUrl { .. }
@@ -116,6 +117,16 @@ impl RegistryError {
     }
 }
 
+/// Whether a database error says the connection to the server was lost mid-request. Diesel
+/// reports MariaDB/MySQL's client errors 2006 and 2013 as `Unknown`; their messages are the
+/// client library's fixed text.
+fn connection_lost(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["server has gone away", "lost connection to"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
 /// The cause chain of an error, joined for one log line.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
@@ -126,4 +137,37 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         cur = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use glance_model::ErrorKind;
+
+    use super::RegistryError;
+
+    fn unknown(message: &str) -> RegistryError {
+        RegistryError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(message.to_string()),
+        ))
+    }
+
+    /// A connection lost in the middle of a request is the database being unavailable (503,
+    /// retry), not an internal error; other unknown database errors stay internal.
+    #[test]
+    fn a_lost_server_connection_is_unavailable() {
+        for lost in [
+            "MySQL server has gone away",
+            "Server has gone away",
+            "Lost connection to server during query",
+            "Lost connection to MySQL server at 'reading initial communication packet'",
+        ] {
+            assert_eq!(unknown(lost).kind(), ErrorKind::Unavailable, "{lost}");
+        }
+        assert_eq!(
+            unknown("Table 'glance.images' doesn't exist").kind(),
+            ErrorKind::Internal
+        );
+    }
 }
