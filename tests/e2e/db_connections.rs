@@ -11,7 +11,7 @@ use glance_registry::db::{Database, DbConnection, DbUrl, PoolOptions};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::{TestRegistry, backends};
+use crate::harness::{TestRegistry, backends, server_url};
 
 #[derive(QueryableByName)]
 struct Session {
@@ -22,13 +22,7 @@ struct Session {
 /// Ends every session on the test database `name` from outside, as a server restart or an
 /// operator's `KILL` would; returns how many there were.
 fn kill_sessions(backend: &str, name: &str) -> Result<usize> {
-    let var = if backend == "mysql" {
-        "GLANCE_TEST_MYSQL_URL"
-    } else {
-        "GLANCE_TEST_POSTGRES_URL"
-    };
-    let base = std::env::var(var).with_context(|| format!("{var} not set"))?;
-    let mut admin = DbConnection::open(&DbUrl::parse(&base)?)?;
+    let mut admin = DbConnection::open(&DbUrl::parse(&server_url(backend)?)?)?;
     let sql = if backend == "mysql" {
         format!(
             "SELECT CAST(ID AS SIGNED) AS id FROM information_schema.PROCESSLIST WHERE DB = '{name}'"

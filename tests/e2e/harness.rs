@@ -29,6 +29,16 @@ pub fn backends() -> Vec<&'static str> {
     out
 }
 
+/// The URL of the test server for `backend` ("mysql" or "postgres"), from the environment.
+pub fn server_url(backend: &str) -> Result<String> {
+    let var = if backend == "mysql" {
+        "GLANCE_TEST_MYSQL_URL"
+    } else {
+        "GLANCE_TEST_POSTGRES_URL"
+    };
+    std::env::var(var).with_context(|| format!("{var} not set"))
+}
+
 /// A database made for one test, dropped when the test ends.
 pub struct TestDb {
     pub url: String,
@@ -51,12 +61,7 @@ impl TestDb {
                 })
             }
             "mysql" | "postgres" => {
-                let var = if backend == "mysql" {
-                    "GLANCE_TEST_MYSQL_URL"
-                } else {
-                    "GLANCE_TEST_POSTGRES_URL"
-                };
-                let base = std::env::var(var).with_context(|| format!("{var} not set"))?;
+                let base = server_url(backend)?;
                 let mut conn = DbConnection::open(&DbUrl::parse(&base)?)?;
                 use diesel::connection::SimpleConnection;
                 conn.batch_execute(&format!("CREATE DATABASE {name}"))?;

@@ -18,8 +18,17 @@ use crate::error::RegistryError;
 /// Loads a live image the caller may see, with its tags, properties and locations.
 pub fn find(conn: &mut DbConnection, ctx: &Context, id: &ImageId) -> Result<Image, RegistryError> {
     let row = find_row(conn, ctx, id)?;
-    let mut page = hydrate(conn, vec![row])?;
-    page.pop()
+    with_children(conn, id, row)
+}
+
+/// The image of a row just found, with its tags, properties and locations.
+fn with_children(
+    conn: &mut DbConnection,
+    id: &ImageId,
+    row: ImageRow,
+) -> Result<Image, RegistryError> {
+    hydrate(conn, vec![row])?
+        .pop()
         .ok_or_else(|| RegistryError::not_found(format!("No image found with ID {id}")))
 }
 
@@ -466,9 +475,7 @@ pub fn soft_delete(
 ) -> Result<Image, RegistryError> {
     let image = super::transaction(conn, |conn| {
         let row = lock_row(conn, ctx, id)?;
-        let image = hydrate(conn, vec![row])?
-            .pop()
-            .ok_or_else(|| RegistryError::not_found(format!("No image found with ID {id}")))?;
+        let image = with_children(conn, id, row)?;
         if image.protected {
             return Err(RegistryError::rule(
                 ErrorKind::Forbidden,

@@ -416,9 +416,7 @@ impl DbConnection {
         self.batch_execute(sql)?;
         Ok(())
     }
-}
 
-impl DbConnection {
     /// This connection's TCP socket (see [`socket`]): the server says which port the session
     /// comes from and which it listens on. `None` over a Unix socket, through a proxy, or
     /// when the server cannot say.
@@ -598,10 +596,7 @@ pub struct PooledConn {
 impl PooledConn {
     fn open(url: &DbUrl) -> Result<Self, RegistryError> {
         let mut conn = DbConnection::open(url)?;
-        let socket = match url.backend {
-            Backend::Sqlite => None,
-            _ => conn.find_socket(),
-        };
+        let socket = conn.find_socket();
         if socket.is_none() && url.backend != Backend::Sqlite {
             log::debug!(
                 "no socket found for a new database connection: it is pinged at each check-out"
