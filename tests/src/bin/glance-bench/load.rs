@@ -17,6 +17,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::cpu::{Procs, Usage};
+
 /// Request body type shared by every call (small JSON and streamed uploads alike).
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -235,6 +237,8 @@ pub struct RateRun {
     pub secs: f64,
     /// Sorted latencies of the measured iterations, microseconds.
     pub lat_us: Vec<u32>,
+    /// CPU of the accounted processes over the measured window.
+    pub cpu: Usage,
 }
 
 impl RateRun {
@@ -253,13 +257,14 @@ impl RateRun {
     }
 }
 
-/// Runs `concurrency` clients doing `op` for `warmup` (discarded) then `duration` (measured).
+/// Runs `concurrency` clients doing `op` for `warmup` (discarded) then `duration` (measured),
+/// counting the CPU of `procs` over the measured window.
 pub async fn run_rate(
     target: &Target,
     op: &Op,
     concurrency: usize,
-    warmup: Duration,
-    duration: Duration,
+    (warmup, duration): (Duration, Duration),
+    procs: &Procs,
 ) -> Result<RateRun> {
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -297,12 +302,15 @@ pub async fn run_rate(
             (lat, errors, first_error)
         }));
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_start = procs.sample();
     let mut run = RateRun {
         ops: 0,
         errors: 0,
         first_error: None,
         secs: 0.0,
         lat_us: Vec::new(),
+        cpu: Usage::default(),
     };
     for t in tasks {
         let (lat, errors, first_error) = t.await?;
@@ -313,6 +321,7 @@ pub async fn run_rate(
         }
     }
     run.secs = measure_from.elapsed().as_secs_f64();
+    run.cpu = procs.usage(&cpu_start, &procs.sample());
     run.ops = run.lat_us.len() as u64;
     run.lat_us.sort_unstable();
     Ok(run)

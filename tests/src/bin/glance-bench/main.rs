@@ -14,6 +14,7 @@
 //! ```
 
 mod ceilings;
+mod cpu;
 mod daemons;
 mod load;
 mod report;
@@ -244,7 +245,13 @@ async fn main() -> Result<()> {
     }
     if let Some(endpoint) = &cli.endpoint {
         let target = load::Target::parse(endpoint).await?;
-        scenarios::run_all(&plan, "endpoint", &target, &[], &data, &ceils, &mut rows).await?;
+        let on = scenarios::On {
+            plan: &plan,
+            backend: "endpoint",
+            target: &target,
+            procs: &cpu::Procs::with_client(Vec::new()),
+        };
+        scenarios::run_all(&on, &[], &data, &ceils, &mut rows).await?;
     } else if plan.transfer || plan.read || plan.crud {
         let mut dbs = vec![Db::Sqlite];
         if let Some(u) = &cli.mysql_url {
@@ -257,16 +264,13 @@ async fn main() -> Result<()> {
                 registry: cli.registry_conf_extra.clone(),
             };
             let cloud = Cloud::start(&bin_dir, &workdir, &db, &cli.daemon_log, &extra).await?;
-            let r = scenarios::run_all(
-                &plan,
-                db.label(),
-                &cloud.api,
-                &cloud.daemons,
-                &data,
-                &ceils,
-                &mut rows,
-            )
-            .await;
+            let on = scenarios::On {
+                plan: &plan,
+                backend: db.label(),
+                target: &cloud.api,
+                procs: &cpu::Procs::with_client(accounted(&cloud, &db)),
+            };
+            let r = scenarios::run_all(&on, &cloud.daemons, &data, &ceils, &mut rows).await;
             if let Err(e) = r {
                 for p in cloud.keep_logs(&workdir, db.label()) {
                     eprintln!("daemon log kept: {}", p.display());
@@ -286,9 +290,12 @@ async fn main() -> Result<()> {
     println!("{table}");
     println!(
         "Machine: {} cores; load average {load_start} at start, {load_end} at end. MB = 10^6 bytes; \
-         every figure is the median of {} runs (min–max beside it); p50/p99 are medians of the runs' percentiles.",
+         every figure is the median of {} runs (min–max beside it); p50/p99 are medians of the runs' percentiles. \
+         CPU per unit: each process's user+system time over the measured window (/proc, in clock ticks of {} ms) \
+         divided by the requests, pairs or MB done (median of the runs); cores busy: their sum over the window's length.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        plan.runs
+        plan.runs,
+        1000 / rustix::param::clock_ticks_per_second()
     );
     if let Some(path) = &cli.json {
         let ctx = serde_json::json!({
@@ -313,6 +320,33 @@ async fn main() -> Result<()> {
         bail!("requests failed while measuring:\n{}", failed.join("\n"));
     }
     Ok(())
+}
+
+/// The processes whose CPU a figure reports, besides the load generator: the two daemons,
+/// and the database server when it listens on this machine (found by its port).
+fn accounted(cloud: &Cloud, db: &Db) -> Vec<cpu::Proc> {
+    let mut procs: Vec<cpu::Proc> = cloud
+        .daemons
+        .iter()
+        .map(|d| cpu::Proc {
+            name: d.name.trim_start_matches("glance-").to_string(),
+            pid: d.pid(),
+        })
+        .collect();
+    if let Db::Mysql(server) = db {
+        let port = url::Url::parse(server)
+            .ok()
+            .map(|u| u.port().unwrap_or(3306));
+        match port.and_then(cpu::listener) {
+            Some(p) => procs.push(p),
+            None => eprintln!(
+                "[{}] the database server of {server} is not a process on this machine that \
+                 /proc shows: its CPU is not counted",
+                db.label()
+            ),
+        }
+    }
+    procs
 }
 
 async fn machine_ceilings(
@@ -414,7 +448,10 @@ async fn machine_ceilings(
         let mut v = Vec::new();
         let (mut p50, mut p99) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let r = load::run_rate(&target, &op, c, plan.warmup, plan.duration).await?;
+            // The handler runs in this process: there is no other process to account for.
+            let no_procs = cpu::Procs::default();
+            let r =
+                load::run_rate(&target, &op, c, (plan.warmup, plan.duration), &no_procs).await?;
             v.push(r.rate());
             p50.push(r.quantile_ms(0.5));
             p99.push(r.quantile_ms(0.99));

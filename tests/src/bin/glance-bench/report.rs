@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::cpu::Usage;
+
 /// A ceiling a figure is compared with.
 #[derive(Debug, Clone)]
 pub struct Ceiling {
@@ -41,6 +43,19 @@ pub struct Row {
     pub note: String,
     /// Requests that failed while measuring this figure.
     pub failed: u64,
+    /// CPU of the accounted processes in each run, with the run's units of the figure.
+    pub cpu: Vec<CpuRun>,
+    /// What one unit of `cpu` is: `req`, `pair` or `MB`.
+    pub cpu_unit: &'static str,
+}
+
+/// The CPU the processes used in one run of a figure, and how many units the run did.
+#[derive(Debug, Clone)]
+pub struct CpuRun {
+    /// CPU seconds per process over the run's measured window.
+    pub usage: Usage,
+    /// Requests, pairs or MB done in that window.
+    pub units: f64,
 }
 
 /// Median (mean of the middle two for an even count).
@@ -89,6 +104,53 @@ pub fn num(x: f64) -> String {
 }
 
 impl Row {
+    /// Per process, the median over the runs of its CPU µs per unit, in the order the
+    /// processes were accounted; and the median of the cores they kept busy together.
+    pub fn cpu_per_unit(&self) -> (Vec<(String, f64)>, f64) {
+        let mut names: Vec<&str> = Vec::new();
+        for run in &self.cpu {
+            for (name, _) in &run.usage.secs {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        let per_proc = names
+            .iter()
+            .map(|&name| {
+                let v: Vec<f64> = self
+                    .cpu
+                    .iter()
+                    .filter(|r| r.units > 0.0)
+                    .filter_map(|r| {
+                        let (_, s) = r.usage.secs.iter().find(|(n, _)| n == name)?;
+                        Some(s * 1e6 / r.units)
+                    })
+                    .collect();
+                (name.to_string(), median(&v))
+            })
+            .collect();
+        let cores: Vec<f64> = self.cpu.iter().map(|r| r.usage.cores()).collect();
+        (per_proc, median(&cores))
+    }
+
+    fn cpu_cell(&self) -> String {
+        if self.cpu.is_empty() {
+            return String::new();
+        }
+        let (per_proc, cores) = self.cpu_per_unit();
+        let procs: Vec<String> = per_proc
+            .iter()
+            .map(|(name, us)| format!("{name} {}", num(*us)))
+            .collect();
+        format!(
+            "{} µs/{}; {} cores busy",
+            procs.join(", "),
+            self.cpu_unit,
+            num(cores)
+        )
+    }
+
     /// Median of the runs.
     pub fn median(&self) -> f64 {
         median(&self.values)
@@ -130,6 +192,7 @@ impl Row {
             self.target.clone(),
             met.into(),
             self.note.clone(),
+            self.cpu_cell(),
         ]
     }
 
@@ -149,6 +212,14 @@ impl Row {
             "target": self.target,
             "met": self.met,
             "note": self.note,
+            "cpu_unit": self.cpu_unit,
+            "cpu_us_per_unit": self
+                .cpu_per_unit()
+                .0
+                .into_iter()
+                .map(|(name, us)| (name, Value::from(us)))
+                .collect::<serde_json::Map<_, _>>(),
+            "cpu_cores_busy": self.cpu_per_unit().1,
         })
     }
 }
@@ -166,6 +237,7 @@ pub fn table(rows: &[Row]) -> String {
         "target",
         "met",
         "note",
+        "CPU per unit",
     ];
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {

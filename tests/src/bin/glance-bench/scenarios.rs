@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+use crate::cpu::Procs;
 use crate::daemons::{Daemon, RssSampler, RssWindow, proc_status_kib};
 use crate::load::{self, Client, Op, Target};
-use crate::report::{Ceiling, Row, median, num};
+use crate::report::{Ceiling, CpuRun, Row, median, num};
 use crate::size_label;
 use crate::transfer::{self, RandomData};
 
@@ -67,25 +68,33 @@ const DISTROS: [&str; 10] = [
     "ubuntu", "debian", "centos", "rhel", "fedora", "cirros", "alpine", "arch", "suse", "windows",
 ];
 
+/// What every section runs against: the plan, the backend's name in the report, the
+/// glance-api to load and the processes whose CPU is counted.
+pub struct On<'a> {
+    pub plan: &'a Plan,
+    pub backend: &'a str,
+    pub target: &'a Target,
+    pub procs: &'a Procs,
+}
+
 /// Every selected section against `target`; `daemons` are sampled for RSS (empty for a
 /// foreign endpoint).
 pub async fn run_all(
-    plan: &Plan,
-    backend: &str,
-    target: &Target,
+    on: &On<'_>,
     daemons: &[Daemon],
     data: &RandomData,
     ceils: &Ceilings,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
+    let (plan, backend) = (on.plan, on.backend);
     if plan.transfer {
-        transfers(plan, backend, target, daemons, data, ceils, rows).await?;
+        transfers(on, daemons, data, ceils, rows).await?;
     }
     if plan.read {
-        reads(plan, backend, target, ceils, rows).await?;
+        reads(on, ceils, rows).await?;
     }
     if plan.crud {
-        crud(plan, backend, target, ceils, rows).await?;
+        crud(on, ceils, rows).await?;
     }
     for d in daemons {
         if let Some(hwm) = proc_status_kib(d.pid(), "VmHWM:") {
@@ -112,14 +121,18 @@ fn create_body(name: &str) -> String {
 }
 
 async fn transfers(
-    plan: &Plan,
-    backend: &str,
-    target: &Target,
+    on: &On<'_>,
     daemons: &[Daemon],
     data: &RandomData,
     ceils: &Ceilings,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
+    let On {
+        plan,
+        backend,
+        target,
+        procs,
+    } = *on;
     let largest = plan.sizes.iter().copied().max().unwrap_or(0);
     let mut client = Client::new(target);
     let pids: Vec<u32> = daemons.iter().map(Daemon::pid).collect();
@@ -128,11 +141,17 @@ async fn transfers(
         let label = size_label(size);
         let sample = size == largest && !pids.is_empty();
         let mut up = Vec::new();
+        let mut up_cpu = Vec::new();
         let mut kept = None;
         for run in 0..plan.runs {
             let id = load::create_image(&mut client, create_body("glance-bench-transfer")).await?;
             let sampler = sample.then(|| RssSampler::start(pids.clone()));
+            let cpu_start = procs.sample();
             let d = transfer::upload(&mut client, &id, size, data).await?;
+            up_cpu.push(CpuRun {
+                usage: procs.usage(&cpu_start, &procs.sample()),
+                units: size as f64 / 1e6,
+            });
             if let Some(s) = sampler {
                 for (i, w) in s.finish().into_iter().enumerate() {
                     log_window(backend, daemons[i].name, &format!("upload {label}"), &w);
@@ -162,6 +181,8 @@ async fn transfers(
                 .hash_or_write
                 .map(|v| format!("min(hash, write) apart: {}", num(v)))
                 .unwrap_or_default(),
+            cpu: up_cpu,
+            cpu_unit: "MB",
             ..Row::default()
         });
         let path = format!("/v2/images/{id}/file");
@@ -171,9 +192,15 @@ async fn transfers(
         for (name, from) in [("download", None), ("Range second half", Some(size / 2))] {
             let want = size - from.unwrap_or(0);
             let mut v = Vec::new();
+            let mut cpu = Vec::new();
             for run in 0..plan.runs {
                 let sampler = sample.then(|| RssSampler::start(pids.clone()));
+                let cpu_start = procs.sample();
                 let d = transfer::download(&mut client, &path, from, want).await?;
+                cpu.push(CpuRun {
+                    usage: procs.usage(&cpu_start, &procs.sample()),
+                    units: want as f64 / 1e6,
+                });
                 if let Some(s) = sampler {
                     for (i, w) in s.finish().into_iter().enumerate() {
                         log_window(backend, daemons[i].name, &format!("{name} {label}"), &w);
@@ -194,6 +221,8 @@ async fn transfers(
                 ceiling: sf,
                 target: "≥ 90% of sendfile".into(),
                 met,
+                cpu,
+                cpu_unit: "MB",
                 ..Row::default()
             });
         }
@@ -252,13 +281,13 @@ fn seed_body(i: usize) -> String {
     v.to_string()
 }
 
-async fn reads(
-    plan: &Plan,
-    backend: &str,
-    target: &Target,
-    ceils: &Ceilings,
-    rows: &mut Vec<Row>,
-) -> Result<()> {
+async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()> {
+    let On {
+        plan,
+        backend,
+        target,
+        ..
+    } = *on;
     let t = std::time::Instant::now();
     let retries = Arc::new(AtomicUsize::new(0));
     let counter = retries.clone();
@@ -311,7 +340,7 @@ async fn reads(
                 ("list 25", 64) => "≥ 3,000 req/s",
                 _ => "",
             };
-            let row = rate_row(plan, backend, target, op, c, &figure, "req/s").await?;
+            let row = rate_row(on, op, c, &figure, ("req/s", "req")).await?;
             let met = match (*name, c) {
                 ("show", 64) => Some(row.median() >= 10_000.0),
                 ("list 25", 64) => Some(row.median() >= 3_000.0),
@@ -340,25 +369,10 @@ async fn reads(
     Ok(())
 }
 
-async fn crud(
-    plan: &Plan,
-    backend: &str,
-    target: &Target,
-    ceils: &Ceilings,
-    rows: &mut Vec<Row>,
-) -> Result<()> {
+async fn crud(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()> {
     for c in [1, 16] {
         let figure = format!("create+delete pairs, c={c}");
-        let row = rate_row(
-            plan,
-            backend,
-            target,
-            &Op::CreateDelete,
-            c,
-            &figure,
-            "pairs/s",
-        )
-        .await?;
+        let row = rate_row(on, &Op::CreateDelete, c, &figure, ("pairs/s", "pair")).await?;
         let (target_words, met) = if c == 16 {
             (
                 "≥ 1,000 pairs/s, p99 < 100 ms",
@@ -378,25 +392,31 @@ async fn crud(
     Ok(())
 }
 
+/// A rate figure: `(unit, cpu_unit)` are its rate's unit and what one of them is.
 async fn rate_row(
-    plan: &Plan,
-    backend: &str,
-    target: &Target,
+    on: &On<'_>,
     op: &Op,
     c: usize,
     figure: &str,
-    unit: &'static str,
+    (unit, cpu_unit): (&'static str, &'static str),
 ) -> Result<Row> {
+    let On {
+        plan,
+        backend,
+        target,
+        procs,
+    } = *on;
     let mut row = Row {
         figure: figure.into(),
         backend: backend.into(),
         unit,
+        cpu_unit,
         ..Row::default()
     };
     let mut errors = 0;
     let mut first_error = None;
     for run in 0..plan.runs {
-        let r = load::run_rate(target, op, c, plan.warmup, plan.duration).await?;
+        let r = load::run_rate(target, op, c, (plan.warmup, plan.duration), procs).await?;
         eprintln!(
             "[{backend}] {figure} run {}: {:.0} {unit}, p50 {:.2} ms, p99 {:.2} ms{}",
             run + 1,
@@ -412,6 +432,10 @@ async fn rate_row(
         row.values.push(r.rate());
         row.p50_ms.push(r.quantile_ms(0.5));
         row.p99_ms.push(r.quantile_ms(0.99));
+        row.cpu.push(CpuRun {
+            units: r.ops as f64,
+            usage: r.cpu,
+        });
         errors += r.errors;
         first_error = first_error.or(r.first_error);
     }
