@@ -2,8 +2,11 @@
 //! server when it runs on this machine, and the benchmark's own load generator. Read from
 //! `/proc/<pid>/stat` (user + system time of all threads) at the start and end of each
 //! measured window, and reported per unit of the figure (request, pair, MB), so a table
-//! says which process a figure's CPU went to and how busy the cores were.
+//! says which process a figure's CPU went to and how busy the cores were. Beside it, how
+//! busy the work directory's disk was (`/proc/diskstats`), so a table also shows when the
+//! disk, not the CPU, is what a figure waits on.
 
+use std::path::Path;
 use std::time::Instant;
 
 /// One process to account for.
@@ -15,9 +18,14 @@ pub struct Proc {
     pub pid: u32,
 }
 
-/// The processes to account for in a run.
+/// The processes to account for in a run, and the disk.
 #[derive(Debug, Clone, Default)]
-pub struct Procs(pub Vec<Proc>);
+pub struct Procs {
+    /// The processes.
+    pub list: Vec<Proc>,
+    /// The block device of the work directory (as `/proc/diskstats` names it).
+    pub disk: Option<String>,
+}
 
 /// CPU times of [`Procs`] at one moment.
 #[derive(Debug, Clone)]
@@ -25,6 +33,32 @@ pub struct Sample {
     at: Instant,
     /// Clock ticks per process; `None` where `/proc` could not be read.
     ticks: Vec<Option<u64>>,
+    /// The disk's counters.
+    disk: Option<DiskStats>,
+}
+
+/// A block device's counters in `/proc/diskstats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Milliseconds with at least one I/O in flight (`io_ticks`).
+    pub busy_ms: u64,
+    /// 512-byte sectors read.
+    pub sectors_read: u64,
+    /// 512-byte sectors written.
+    pub sectors_written: u64,
+}
+
+/// What the disk did over one measured window.
+#[derive(Debug, Clone, Default)]
+pub struct DiskUse {
+    /// Device name.
+    pub name: String,
+    /// Fraction of the window with I/O in flight.
+    pub busy: f64,
+    /// MB (10^6 bytes) read and written.
+    pub read_mb: f64,
+    /// See `read_mb`.
+    pub written_mb: f64,
 }
 
 /// CPU used by each process over one measured window.
@@ -34,6 +68,8 @@ pub struct Usage {
     pub secs: Vec<(String, f64)>,
     /// Length of the window, seconds.
     pub wall: f64,
+    /// The work directory's disk, when it is a block device `/proc/diskstats` shows.
+    pub disk: Option<DiskUse>,
 }
 
 impl Usage {
@@ -44,29 +80,46 @@ impl Usage {
 }
 
 impl Procs {
-    /// The benchmark's own process (the load generator) and `others`.
-    pub fn with_client(others: Vec<Proc>) -> Self {
-        let mut v = others;
-        v.push(Proc {
+    /// The benchmark's own process (the load generator) and `others`, and the disk of
+    /// `workdir` (none when it is not on a block device, e.g. tmpfs, or not given: a
+    /// foreign endpoint keeps its images elsewhere).
+    pub fn with_client(others: Vec<Proc>, workdir: Option<&Path>) -> Self {
+        let mut list = others;
+        list.push(Proc {
             name: "client".into(),
             pid: std::process::id(),
         });
-        Self(v)
-    }
-
-    /// The processes' CPU times now.
-    pub fn sample(&self) -> Sample {
-        Sample {
-            at: Instant::now(),
-            ticks: self.0.iter().map(|p| ticks(p.pid)).collect(),
+        Self {
+            list,
+            disk: workdir.and_then(disk_of),
         }
     }
 
-    /// CPU used between two samples.
+    /// The processes' CPU times and the disk's counters now.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            at: Instant::now(),
+            ticks: self.list.iter().map(|p| ticks(p.pid)).collect(),
+            disk: self.disk.as_deref().and_then(disk_stats),
+        }
+    }
+
+    /// CPU and disk used between two samples.
     pub fn usage(&self, start: &Sample, end: &Sample) -> Usage {
         let hz = rustix::param::clock_ticks_per_second() as f64;
+        let wall = end.at.duration_since(start.at).as_secs_f64();
+        let disk = match (&self.disk, start.disk, end.disk) {
+            (Some(name), Some(a), Some(b)) => Some(DiskUse {
+                name: name.clone(),
+                busy: b.busy_ms.saturating_sub(a.busy_ms) as f64 / 1000.0 / wall,
+                read_mb: b.sectors_read.saturating_sub(a.sectors_read) as f64 * 512.0 / 1e6,
+                written_mb: b.sectors_written.saturating_sub(a.sectors_written) as f64 * 512.0
+                    / 1e6,
+            }),
+            _ => None,
+        };
         let secs = self
-            .0
+            .list
             .iter()
             .zip(start.ticks.iter().zip(&end.ticks))
             .filter_map(|(p, (a, b))| {
@@ -74,11 +127,41 @@ impl Procs {
                 Some((p.name.clone(), b.saturating_sub(a) as f64 / hz))
             })
             .collect();
-        Usage {
-            secs,
-            wall: end.at.duration_since(start.at).as_secs_f64(),
-        }
+        Usage { secs, wall, disk }
     }
+}
+
+/// The block device holding `dir`, by the name `/proc/diskstats` gives it (through
+/// `/sys/dev/block/<major>:<minor>`).
+pub fn disk_of(dir: &Path) -> Option<String> {
+    let st = rustix::fs::stat(dir).ok()?;
+    let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    let link = std::fs::read_link(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    let name = link.file_name()?.to_str()?.to_string();
+    disk_stats(&name).map(|_| name)
+}
+
+/// The counters of block device `name` now.
+fn disk_stats(name: &str) -> Option<DiskStats> {
+    parse_diskstats(&std::fs::read_to_string("/proc/diskstats").ok()?, name)
+}
+
+/// Device `name`'s line of `/proc/diskstats`: after major, minor and name come reads,
+/// reads merged, sectors read, ms reading, writes, writes merged, sectors written, ms
+/// writing, I/Os in flight, ms with I/O in flight, …
+fn parse_diskstats(table: &str, name: &str) -> Option<DiskStats> {
+    table.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(2) != Some(&name) {
+            return None;
+        }
+        let field = |i: usize| f.get(i)?.parse::<u64>().ok();
+        Some(DiskStats {
+            sectors_read: field(5)?,
+            sectors_written: field(9)?,
+            busy_ms: field(12)?,
+        })
+    })
 }
 
 /// User + system clock ticks of all of a process's threads (fields 14 and 15 of
@@ -170,6 +253,52 @@ mod tests {
         assert!(listener(port).is_none_or(|p| p.pid != std::process::id()));
     }
 
+    #[test]
+    fn a_diskstats_line_is_read_by_device_name() {
+        let table = " 254       0 vda 34788 5664 31513522 47772 1058956 96648 192882360 1764620 0 113908 1839452 21662 7 140098576 21223 162629 5836\n\
+                     254       1 vda1 10 0 80 1 2 0 16 1 0 3 4\n";
+        assert_eq!(
+            parse_diskstats(table, "vda"),
+            Some(DiskStats {
+                busy_ms: 113_908,
+                sectors_read: 31_513_522,
+                sectors_written: 192_882_360,
+            })
+        );
+        assert_eq!(parse_diskstats(table, "vda1").map(|d| d.busy_ms), Some(3));
+        assert_eq!(parse_diskstats(table, "sda"), None);
+    }
+
+    /// The disk of the crate's own directory (the work tree, on the machine's disk) is
+    /// found, and an fsync'd 16 MiB file written there shows in its counters.
+    #[test]
+    fn the_disk_of_a_directory_is_found_and_its_writes_counted() {
+        let here = std::env::current_dir().expect("cwd");
+        let procs = Procs {
+            list: Vec::new(),
+            disk: disk_of(&here),
+        };
+        let name = procs.disk.clone().unwrap_or_else(|| {
+            panic!(
+                "{} is on no block device /proc/diskstats shows",
+                here.display()
+            )
+        });
+        let dir = tempfile::tempdir_in(&here).expect("tempdir");
+        let a = procs.sample();
+        let mut f = std::fs::File::create(dir.path().join("blob")).expect("create");
+        let chunk = vec![0x5a_u8; 1 << 20];
+        for _ in 0..16 {
+            std::io::Write::write_all(&mut f, &chunk).expect("write");
+        }
+        f.sync_all().expect("fsync");
+        let b = procs.sample();
+        let disk = procs.usage(&a, &b).disk.expect("disk counters");
+        assert_eq!(disk.name, name);
+        assert!(disk.written_mb >= 16.0, "{disk:?}");
+        assert!((0.0..=1.5).contains(&disk.busy), "{disk:?}");
+    }
+
     /// What `/proc` gives for this process matches its CPU clock (`clock_gettime`) over a
     /// stretch of busy work, to within a few clock ticks; no wall-clock timing is involved.
     #[test]
@@ -179,7 +308,8 @@ mod tests {
             let t = clock_gettime(ClockId::ProcessCPUTime);
             t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
         };
-        let procs = Procs::with_client(Vec::new());
+        let procs = Procs::with_client(Vec::new(), Some(Path::new("/proc")));
+        assert!(procs.disk.is_none(), "/proc is on no disk");
         let c0 = cpu_clock();
         let a = procs.sample();
         let mut x = 0u64;
@@ -198,10 +328,13 @@ mod tests {
             "{u:?} against {spent} s of CPU"
         );
         assert!(u.wall > 0.0 && u.cores() > 0.0, "{u:?}");
-        let gone = Procs(vec![Proc {
-            name: "gone".into(),
-            pid: u32::MAX,
-        }]);
+        let gone = Procs {
+            list: vec![Proc {
+                name: "gone".into(),
+                pid: u32::MAX,
+            }],
+            disk: None,
+        };
         assert!(gone.usage(&gone.sample(), &gone.sample()).secs.is_empty());
     }
 }

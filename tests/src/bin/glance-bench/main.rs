@@ -249,7 +249,7 @@ async fn main() -> Result<()> {
             plan: &plan,
             backend: "endpoint",
             target: &target,
-            procs: &cpu::Procs::with_client(Vec::new()),
+            procs: &cpu::Procs::with_client(Vec::new(), None),
         };
         scenarios::run_all(&on, &[], &data, &ceils, &mut rows).await?;
     } else if plan.transfer || plan.read || plan.crud {
@@ -268,7 +268,7 @@ async fn main() -> Result<()> {
                 plan: &plan,
                 backend: db.label(),
                 target: &cloud.api,
-                procs: &cpu::Procs::with_client(accounted(&cloud, &db)),
+                procs: &cpu::Procs::with_client(accounted(&cloud, &db), Some(&workdir)),
             };
             let r = scenarios::run_all(&on, &cloud.daemons, &data, &ceils, &mut rows).await;
             if let Err(e) = r {
@@ -292,7 +292,8 @@ async fn main() -> Result<()> {
         "Machine: {} cores; load average {load_start} at start, {load_end} at end. MB = 10^6 bytes; \
          every figure is the median of {} runs (min–max beside it); p50/p99 are medians of the runs' percentiles. \
          CPU per unit: each process's user+system time over the measured window (/proc, in clock ticks of {} ms) \
-         divided by the requests, pairs or MB done (median of the runs); cores busy: their sum over the window's length.",
+         divided by the requests, pairs or MB done (median of the runs); cores busy: their sum over the window's length; \
+         disk: the work directory's block device, the share of the window it had I/O in flight and what was written to it per unit.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         plan.runs,
         1000 / rustix::param::clock_ticks_per_second()

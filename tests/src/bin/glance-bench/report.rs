@@ -49,6 +49,19 @@ pub struct Row {
     pub cpu_unit: &'static str,
 }
 
+/// The work directory's disk over a figure's runs (medians of the runs).
+#[derive(Debug, Clone)]
+pub struct DiskPerUnit {
+    /// Device name.
+    pub name: String,
+    /// Share of the window with I/O in flight.
+    pub busy: f64,
+    /// KB (10^3 bytes) written per unit of the figure.
+    pub kb_written: f64,
+    /// KB read per unit.
+    pub kb_read: f64,
+}
+
 /// The CPU the processes used in one run of a figure, and how many units the run did.
 #[derive(Debug, Clone)]
 pub struct CpuRun {
@@ -143,12 +156,48 @@ impl Row {
             .iter()
             .map(|(name, us)| format!("{name} {}", num(*us)))
             .collect();
-        format!(
+        let mut cell = format!(
             "{} µs/{}; {} cores busy",
             procs.join(", "),
             self.cpu_unit,
             num(cores)
-        )
+        );
+        if let Some(d) = self.disk_per_unit() {
+            cell.push_str(&format!(
+                "; disk {} {:.0}% busy, {} KB written and {} KB read/{}",
+                d.name,
+                d.busy * 100.0,
+                num(d.kb_written),
+                num(d.kb_read),
+                self.cpu_unit
+            ));
+        }
+        cell
+    }
+
+    /// The disk over the runs (medians): `None` when no run saw it.
+    pub fn disk_per_unit(&self) -> Option<DiskPerUnit> {
+        let runs: Vec<(&crate::cpu::DiskUse, f64)> = self
+            .cpu
+            .iter()
+            .filter(|r| r.units > 0.0)
+            .filter_map(|r| Some((r.usage.disk.as_ref()?, r.units)))
+            .collect();
+        let (first, _) = runs.first()?;
+        let per_unit = |mb: fn(&crate::cpu::DiskUse) -> f64| {
+            median(
+                &runs
+                    .iter()
+                    .map(|(d, u)| mb(d) * 1000.0 / u)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        Some(DiskPerUnit {
+            name: first.name.clone(),
+            busy: median(&runs.iter().map(|(d, _)| d.busy).collect::<Vec<_>>()),
+            kb_written: per_unit(|d| d.written_mb),
+            kb_read: per_unit(|d| d.read_mb),
+        })
     }
 
     /// Median of the runs.
@@ -220,6 +269,12 @@ impl Row {
                 .map(|(name, us)| (name, Value::from(us)))
                 .collect::<serde_json::Map<_, _>>(),
             "cpu_cores_busy": self.cpu_per_unit().1,
+            "disk": self.disk_per_unit().map(|d| json!({
+                "device": d.name,
+                "busy": d.busy,
+                "kb_written_per_unit": d.kb_written,
+                "kb_read_per_unit": d.kb_read,
+            })),
         })
     }
 }
