@@ -237,7 +237,7 @@ pub struct RateRun {
     pub secs: f64,
     /// Sorted latencies of the measured iterations, microseconds.
     pub lat_us: Vec<u32>,
-    /// CPU of the accounted processes over the measured window.
+    /// CPU of the accounted processes, and the disk's use, over the measured window.
     pub cpu: Usage,
 }
 
@@ -258,7 +258,7 @@ impl RateRun {
 }
 
 /// Runs `concurrency` clients doing `op` for `warmup` (discarded) then `duration` (measured),
-/// counting the CPU of `procs` over the measured window.
+/// counting the CPU and disk use of `procs` over the measured window.
 pub async fn run_rate(
     target: &Target,
     op: &Op,

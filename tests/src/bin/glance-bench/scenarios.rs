@@ -69,7 +69,7 @@ const DISTROS: [&str; 10] = [
 ];
 
 /// What every section runs against: the plan, the backend's name in the report, the
-/// glance-api to load and the processes whose CPU is counted.
+/// glance-api to load, and the processes and disk whose use is counted.
 pub struct On<'a> {
     pub plan: &'a Plan,
     pub backend: &'a str,
