@@ -104,6 +104,11 @@ impl Procs {
         }
     }
 
+    /// CPU and disk used from `start` until now.
+    pub fn since(&self, start: &Sample) -> Usage {
+        self.usage(start, &self.sample())
+    }
+
     /// CPU and disk used between two samples.
     pub fn usage(&self, start: &Sample, end: &Sample) -> Usage {
         let hz = rustix::param::clock_ticks_per_second() as f64;

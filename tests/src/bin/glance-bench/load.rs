@@ -321,7 +321,7 @@ pub async fn run_rate(
         }
     }
     run.secs = measure_from.elapsed().as_secs_f64();
-    run.cpu = procs.usage(&cpu_start, &procs.sample());
+    run.cpu = procs.since(&cpu_start);
     run.ops = run.lat_us.len() as u64;
     run.lat_us.sort_unstable();
     Ok(run)

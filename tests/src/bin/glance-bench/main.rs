@@ -445,12 +445,12 @@ async fn machine_ceilings(
     let target = load::Target::local(trivial.addr);
     let op = load::Op::Get("/".into());
     let mut http = Vec::new();
+    // The handler runs in this process: there is no other process to account for.
+    let no_procs = cpu::Procs::default();
     for c in [1, 16, 64] {
         let mut v = Vec::new();
         let (mut p50, mut p99) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            // The handler runs in this process: there is no other process to account for.
-            let no_procs = cpu::Procs::default();
             let r =
                 load::run_rate(&target, &op, c, (plan.warmup, plan.duration), &no_procs).await?;
             v.push(r.rate());

@@ -246,6 +246,7 @@ impl Row {
     }
 
     fn json(&self) -> Value {
+        let (cpu_us, cores) = self.cpu_per_unit();
         json!({
             "figure": self.figure,
             "backend": self.backend,
@@ -262,13 +263,11 @@ impl Row {
             "met": self.met,
             "note": self.note,
             "cpu_unit": self.cpu_unit,
-            "cpu_us_per_unit": self
-                .cpu_per_unit()
-                .0
+            "cpu_us_per_unit": cpu_us
                 .into_iter()
                 .map(|(name, us)| (name, Value::from(us)))
                 .collect::<serde_json::Map<_, _>>(),
-            "cpu_cores_busy": self.cpu_per_unit().1,
+            "cpu_cores_busy": cores,
             "disk": self.disk_per_unit().map(|d| json!({
                 "device": d.name,
                 "busy": d.busy,

@@ -149,7 +149,7 @@ async fn transfers(
             let cpu_start = procs.sample();
             let d = transfer::upload(&mut client, &id, size, data).await?;
             up_cpu.push(CpuRun {
-                usage: procs.usage(&cpu_start, &procs.sample()),
+                usage: procs.since(&cpu_start),
                 units: size as f64 / 1e6,
             });
             if let Some(s) = sampler {
@@ -198,7 +198,7 @@ async fn transfers(
                 let cpu_start = procs.sample();
                 let d = transfer::download(&mut client, &path, from, want).await?;
                 cpu.push(CpuRun {
-                    usage: procs.usage(&cpu_start, &procs.sample()),
+                    usage: procs.since(&cpu_start),
                     units: want as f64 / 1e6,
                 });
                 if let Some(s) = sampler {
