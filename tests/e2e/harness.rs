@@ -2,7 +2,6 @@
 //! PostgreSQL server named by the environment), migrated, and a registry serving it.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use glance_model::wire::{HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_ROLES};
@@ -77,6 +76,16 @@ impl TestDb {
         }
     }
 
+    /// The same database under a second handle that does not drop it (for a second
+    /// registry on it).
+    pub fn alias(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+            drop_sql: None,
+        }
+    }
+
     /// Opens one connection (for asserting on rows).
     pub fn conn(&self) -> Result<DbConnection> {
         Ok(DbConnection::open(&DbUrl::parse(&self.url)?)?)
@@ -115,21 +124,29 @@ impl TestRegistry {
 
     /// Migrates `db` (a no-op when current) and serves it.
     pub async fn serve(db: TestDb) -> Result<Self> {
+        Self::serve_with(
+            db,
+            RegistryConfig {
+                workers: 2,
+                ..RegistryConfig::default()
+            },
+        )
+        .await
+    }
+
+    /// A second registry on this one's database, as the other node of an HA pair.
+    pub async fn beside(&self, config: RegistryConfig) -> Result<Self> {
+        Self::serve_with(self.db.alias(), config).await
+    }
+
+    /// [`TestRegistry::serve`] with these settings.
+    pub async fn serve_with(db: TestDb, config: RegistryConfig) -> Result<Self> {
         let url = DbUrl::parse(&db.url)?;
         let database = Database::connect(&url, PoolOptions::default())?;
         migrate::sync(&mut *database.get()?)?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
-        let config = RegistryConfig {
-            workers: 2,
-            ..RegistryConfig::default()
-        };
-        let state = AppState {
-            config: Arc::new(config),
-            db: database,
-            default_lease_secs: 60,
-            keystone: None,
-        };
+        let state = AppState::new(config, database, None);
         let server = glance_registry::serve(listener, state)?;
         let handle = server.handle();
         actix_web::rt::spawn(server);

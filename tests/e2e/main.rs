@@ -21,6 +21,7 @@ mod keystone;
 mod migrations;
 mod procs;
 mod registry_bad_input;
+mod registry_cache;
 mod registry_cas;
 mod registry_images;
 mod registry_list;

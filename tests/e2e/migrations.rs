@@ -13,7 +13,7 @@ fn up_down_up_on_every_backend() -> Result<()> {
         let db = TestDb::new(b)?;
         let mut conn = db.conn()?;
         let first = migrate::sync(&mut conn)?;
-        assert_eq!(first.applied.len(), 5, "{b}");
+        assert_eq!(first.applied.len(), 6, "{b}");
         assert!(first.state.pending.is_empty());
         let again = migrate::sync(&mut conn)?;
         assert!(
@@ -22,6 +22,20 @@ fn up_down_up_on_every_backend() -> Result<()> {
             again.applied
         );
         conn.batch_execute("SELECT image_id FROM glance_upload_leases WHERE 1 = 0")?;
+
+        // The record cache's counters: one row per stripe, and gone again on the way down.
+        let counters = glance_registry::db::generations::read(&mut conn)?;
+        assert_eq!(
+            counters,
+            glance_registry::db::generations::Generations::from_pairs((0..64).map(|s| (s, 0))),
+            "{b}"
+        );
+        assert_eq!(migrate::revert_last(&mut conn)?, "20261128000006");
+        assert!(
+            conn.batch_execute("SELECT stripe FROM glance_record_generations")
+                .is_err(),
+            "{b}"
+        );
 
         // SQLite's covering child indexes replace the (image_id, deleted) ones, and back.
         let uses = |conn: &mut glance_registry::db::DbConnection, table: &str, index: &str| {
@@ -103,10 +117,10 @@ fn up_down_up_on_every_backend() -> Result<()> {
                 "{b}: {table} survived down.sql"
             );
         }
-        assert_eq!(migrate::state(&mut conn)?.pending.len(), 5);
+        assert_eq!(migrate::state(&mut conn)?.pending.len(), 6);
         assert_eq!(
             migrate::sync(&mut conn)?.applied.len(),
-            5,
+            6,
             "{b}: re-applying after down"
         );
         migrate::ensure_current(&mut conn)?;

@@ -11,6 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Logger, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, error, web};
 
+use crate::cache::RecordCache;
 use crate::config::RegistryConfig;
 use crate::db::Database;
 use crate::routes::{self, error_response, health, images, members, uploads};
@@ -26,6 +27,26 @@ pub struct AppState {
     pub default_lease_secs: u32,
     /// Keystone, with `flavor = keystone`.
     pub keystone: Option<Arc<glance_auth::Keystone>>,
+    /// The record cache, unless the configuration turns it off.
+    pub cache: Option<Arc<RecordCache>>,
+}
+
+impl AppState {
+    /// The state of a registry with these settings, database and Keystone.
+    pub fn new(
+        config: RegistryConfig,
+        db: Database,
+        keystone: Option<Arc<glance_auth::Keystone>>,
+    ) -> Self {
+        let cache = RecordCache::new(config.record_cache).map(Arc::new);
+        Self {
+            config: Arc::new(config),
+            db,
+            default_lease_secs: 60,
+            keystone,
+            cache,
+        }
+    }
 }
 
 /// Longest request id accepted from a caller (Glance: `max_request_id_length` = 64).

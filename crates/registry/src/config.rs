@@ -8,6 +8,7 @@ pub use glance_config::{IniSet, parse_bool, parse_u32_in};
 #[cfg(test)]
 use std::path::Path;
 
+use crate::cache::CacheOptions;
 use crate::error::RegistryError;
 
 /// The registry's settings.
@@ -39,6 +40,8 @@ pub struct RegistryConfig {
     pub keystone: Option<KeystoneConfig>,
     /// `registry_shared_secret` (ours): what glance-api must send in `trusted-auth` mode.
     pub shared_secret: Option<String>,
+    /// `record_cache_size` (MiB) and `record_cache_max_age` (s), ours: the record cache.
+    pub record_cache: CacheOptions,
     /// Options found in the files that this daemon does not implement (warned about once).
     pub ignored_options: Vec<String>,
 }
@@ -59,6 +62,10 @@ impl Default for RegistryConfig {
             flavor: Flavor::None,
             keystone: None,
             shared_secret: None,
+            record_cache: CacheOptions {
+                max_bytes: 16 << 20,
+                max_age: std::time::Duration::from_secs(60),
+            },
             ignored_options: Vec::new(),
         }
     }
@@ -73,6 +80,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "registry_shared_secret"),
     ("DEFAULT", "limit_param_default"),
     ("DEFAULT", "api_limit_max"),
+    ("DEFAULT", "record_cache_size"),
+    ("DEFAULT", "record_cache_max_age"),
     ("database", "connection"),
     ("database", "max_pool_size"),
     ("database", "pool_timeout"),
@@ -129,6 +138,16 @@ impl RegistryConfig {
             api_limit_max: ini
                 .parse("DEFAULT", "api_limit_max", parse_u32_in(1, 100_000))?
                 .unwrap_or(d.api_limit_max),
+            record_cache: CacheOptions {
+                max_bytes: ini
+                    .parse("DEFAULT", "record_cache_size", parse_u32_in(0, 65_536))?
+                    .map_or(d.record_cache.max_bytes, |mib| (mib as usize) << 20),
+                max_age: ini
+                    .parse("DEFAULT", "record_cache_max_age", parse_u32_in(0, 86_400))?
+                    .map_or(d.record_cache.max_age, |s| {
+                        std::time::Duration::from_secs(u64::from(s))
+                    }),
+            },
             log: LogSettings::from_ini(ini)?,
             flavor,
             keystone,
@@ -219,6 +238,30 @@ mod tests {
         ini.merge(Path::new("r.conf"), "[database]\nmax_pool_size = 0\n")
             .unwrap();
         assert!(RegistryConfig::from_ini(&ini).is_err());
+    }
+
+    #[test]
+    fn record_cache_options() {
+        let d = RegistryConfig::from_ini(&IniSet::default()).unwrap();
+        assert_eq!(
+            (d.record_cache.max_bytes, d.record_cache.max_age.as_secs()),
+            (16 << 20, 60)
+        );
+        let mut ini = IniSet::default();
+        ini.merge(
+            Path::new("r.conf"),
+            "[DEFAULT]\nrecord_cache_size = 0\nrecord_cache_max_age = 5\n",
+        )
+        .unwrap();
+        let cfg = RegistryConfig::from_ini(&ini).unwrap();
+        assert_eq!(cfg.record_cache.max_bytes, 0);
+        assert_eq!(cfg.record_cache.max_age.as_secs(), 5);
+        assert!(cfg.ignored_options.is_empty(), "{:?}", cfg.ignored_options);
+        let mut ini = IniSet::default();
+        ini.merge(Path::new("r.conf"), "[DEFAULT]\nrecord_cache_size = lots\n")
+            .unwrap();
+        let err = RegistryConfig::from_ini(&ini).unwrap_err().to_string();
+        assert!(err.contains("[DEFAULT] record_cache_size"), "{err}");
     }
 
     #[test]

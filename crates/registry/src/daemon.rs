@@ -94,12 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.bind_host, config.bind_port);
     let listener = TcpListener::bind(&addr).with_context(|| format!("cannot bind {addr}"))?;
     log::info!("glance-registry listening on {addr}, database {url}");
-    let state = AppState {
-        config: Arc::new(config),
-        db,
-        default_lease_secs: 60,
-        keystone,
-    };
+    let state = AppState::new(config, db, keystone);
     serve(listener, state)?.await?;
     log::info!("glance-registry stopped");
     Ok(())

@@ -4,6 +4,7 @@
 //! (`/v1/...`). It never touches image bytes.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod db;

@@ -33,13 +33,13 @@ fn db_sync_is_idempotent_and_readable() {
     let conf = conf.to_str().unwrap();
     let (ok, out, err) = manage(&["--config-file", conf, "db_sync"]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("Applied 5 migration(s)"), "{out}");
+    assert!(out.contains("Applied 6 migration(s)"), "{out}");
     let (ok, out, _) = manage(&["--config-file", conf, "db", "sync"]);
     assert!(ok);
     assert!(out.contains("is up to date"), "{out}");
     let (ok, out, _) = manage(&["--config-file", conf, "db", "version"]);
     assert!(ok);
-    assert!(out.contains("Schema version: 20261127000005"), "{out}");
+    assert!(out.contains("Schema version: 20261128000006"), "{out}");
     let (ok, out, err) = manage(&[
         "--config-file",
         conf,

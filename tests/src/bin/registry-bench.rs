@@ -249,15 +249,14 @@ async fn bench_one(url: &str, n: usize) -> Result<()> {
     }
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
-    let state = AppState {
-        config: Arc::new(RegistryConfig {
+    let state = AppState::new(
+        RegistryConfig {
             workers: 2,
             ..RegistryConfig::default()
-        }),
-        db: db.clone(),
-        default_lease_secs: 60,
-        keystone: None,
-    };
+        },
+        db.clone(),
+        None,
+    );
     let server = glance_registry::serve(listener, state)?;
     let handle = server.handle();
     actix_web::rt::spawn(server);

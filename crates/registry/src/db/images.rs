@@ -10,9 +10,11 @@ use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
 
+use super::generations::Generations;
 use super::rows::{ImageRow, LocationRow};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
 use super::{ANY_OF_CHUNK, DbConnection, FixedUpdate, Val, any_of, on_backend, tags};
+use crate::cache::{Record, RecordCache};
 use crate::error::RegistryError;
 
 /// Loads a live image the caller may see, with its tags, properties and locations.
@@ -295,7 +297,7 @@ pub fn update(
     upd: ImageUpdate,
 ) -> Result<Image, RegistryError> {
     upd.validate()?;
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         let current: ImageStatus = row
             .status
@@ -473,7 +475,7 @@ pub fn soft_delete(
     id: &ImageId,
     delayed: bool,
 ) -> Result<Image, RegistryError> {
-    let image = super::transaction(conn, |conn| {
+    let image = super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         let image = with_children(conn, id, row)?;
         if image.protected {
@@ -571,6 +573,70 @@ pub fn list(
     ctx: &Context,
     q: &ListQuery,
 ) -> Result<Vec<ListedImage>, RegistryError> {
+    let rows = page_rows(conn, ctx, q)?;
+    hydrate_page(conn, rows)
+}
+
+/// [`list_page`] through the record cache: each image of the page is its cached JSON when
+/// unchanged since it was cached under `generations` (read before this call), else loaded
+/// (all such in one go), written as JSON and cached. The page's own query always runs: it
+/// decides which images the caller sees, in which order.
+pub fn list_page_cached(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    q: &ListQuery,
+    cache: &RecordCache,
+    generations: &Generations,
+) -> Result<Vec<bytes::Bytes>, RegistryError> {
+    read_together(conn, |conn| {
+        let rows = page_rows(conn, ctx, q)?;
+        let mut page: Vec<Option<bytes::Bytes>> = Vec::with_capacity(rows.len());
+        let mut missing = Vec::new();
+        for row in rows {
+            let cached = super::rows::parse_id(&row.id)
+                .ok()
+                .and_then(|id| cache.get(generations, &id));
+            match cached {
+                Some(record) => page.push(Some(record.json.clone())),
+                None => {
+                    page.push(None);
+                    missing.push(row);
+                }
+            }
+        }
+        let mut loaded = hydrate_page(conn, missing)?.into_iter();
+        page.into_iter()
+            .map(|slot| match slot {
+                Some(json) => Ok(json),
+                None => {
+                    let listed = loaded.next().ok_or_else(|| {
+                        RegistryError::Migration("a page's image went missing".to_string())
+                    })?;
+                    let json = bytes::Bytes::from(serde_json::to_vec(&listed).map_err(|e| {
+                        RegistryError::Migration(format!("image {} as JSON: {e}", listed.image.id))
+                    })?);
+                    let i = &listed.image;
+                    cache.put(generations, i.id, |generation| {
+                        Record::new(
+                            generation,
+                            i.owner.clone(),
+                            i.visibility.as_str().to_string(),
+                            json.clone(),
+                        )
+                    });
+                    Ok(json)
+                }
+            })
+            .collect()
+    })
+}
+
+/// The rows of one page of images visible to the caller, filtered and sorted.
+fn page_rows(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    q: &ListQuery,
+) -> Result<Vec<ImageRow>, RegistryError> {
     let marker = match &q.marker {
         Some(marker) => Some(find_row(conn, ctx, marker).map_err(|e| match e.kind() {
             ErrorKind::NotFound => RegistryError::rule(
@@ -599,7 +665,7 @@ pub fn list(
             .limit(i64::from(q.limit))
             .load(c)?,
     };
-    hydrate_page(conn, rows)
+    Ok(rows)
 }
 
 /// Loads the children of rows with one statement per [`ANY_OF_CHUNK`] images (see

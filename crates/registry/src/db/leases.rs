@@ -44,7 +44,7 @@ pub fn acquire(
     req: &LeaseRequest,
 ) -> Result<Lease, RegistryError> {
     req.validate()?;
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         if row.status != ImageStatus::Queued.as_str() {
             return Err(RegistryError::conflict(format!(
@@ -131,7 +131,7 @@ pub fn complete(
     done: &UploadComplete,
 ) -> Result<Image, RegistryError> {
     done.validate()?;
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         lock(conn, id)?;
         // A lost lease (410) says more than the image being gone since (404).
         held(conn, id, &done.token)?;
@@ -181,7 +181,7 @@ pub fn abort(
     id: &ImageId,
     token: &str,
 ) -> Result<Image, RegistryError> {
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         lock(conn, id)?;
         held(conn, id, token)?;
         back_to_queued(conn, ctx, id)
@@ -230,7 +230,7 @@ pub fn recover(
     ctx: &Context,
     id: &ImageId,
 ) -> Result<Image, RegistryError> {
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         lock(conn, id)?;
         let lease: Option<LeaseRow> = leases::table
             .filter(leases::image_id.eq(id.to_string()))

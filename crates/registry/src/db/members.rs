@@ -85,7 +85,7 @@ pub fn add(
     member: &str,
 ) -> Result<Member, RegistryError> {
     glance_model::member::validate_member_id(member)?;
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         shared_only(&row)?;
         let exists: i64 = live(&row.id)
@@ -122,7 +122,7 @@ pub fn set_status(
     member: &str,
     status: MemberStatus,
 ) -> Result<Member, RegistryError> {
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         lock(conn, id)?;
         let current = find(conn, ctx, id, member)?;
         diesel::update(
@@ -148,7 +148,7 @@ pub fn remove(
     id: &ImageId,
     member: &str,
 ) -> Result<(), RegistryError> {
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         lock(conn, id)?;
         let current = find(conn, ctx, id, member)?;
         let now = glance_model::time::now();

@@ -1,6 +1,7 @@
 //! All SQL lives under this module: the connection enum over the three backends, the pool,
 //! migrations, and one module per table group. Nothing outside `db` names a Diesel type.
 
+pub mod generations;
 pub mod images;
 pub mod leases;
 pub mod members;
@@ -261,6 +262,10 @@ pub enum Val<'a> {
     Time(chrono::NaiveDateTime),
     /// The named column of the same row.
     Column(&'static str),
+    /// A bound integer.
+    Int(i32),
+    /// The named column of the same row plus one.
+    Incremented(&'static str),
 }
 
 /// `UPDATE table SET c = v, … WHERE c = v AND …`, kept prepared. Diesel prepares every
@@ -290,7 +295,9 @@ where
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Integer>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
     bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
     chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
 {
@@ -319,6 +326,11 @@ where
                 Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v)?,
                 Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v)?,
                 Val::Column(c) => out.push_identifier(c)?,
+                Val::Int(v) => out.push_bind_param::<diesel::sql_types::Integer, i32>(v)?,
+                Val::Incremented(c) => {
+                    out.push_identifier(c)?;
+                    out.push_sql(" + 1");
+                }
             }
         }
         Ok(())
@@ -455,6 +467,22 @@ pub fn transaction<T>(
     f: impl FnOnce(&mut DbConnection) -> Result<T, RegistryError>,
 ) -> Result<T, RegistryError> {
     conn.transaction(f)
+}
+
+/// Runs `f`, a change to the image `id` (its row, properties, tags, locations, members or
+/// status), in a [`transaction`] that also bumps the image's change counter as its last
+/// statement (see [`generations`]): every change a record cache could hold stale must go
+/// through here. A new image needs none (nothing can have cached it).
+pub fn changing<T>(
+    conn: &mut DbConnection,
+    id: &glance_model::ImageId,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, RegistryError>,
+) -> Result<T, RegistryError> {
+    conn.transaction(|conn| {
+        let out = f(conn)?;
+        generations::bump(conn, id)?;
+        Ok(out)
+    })
 }
 
 /// Most writes one SQLite commit carries.

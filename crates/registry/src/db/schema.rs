@@ -119,6 +119,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Ours, not Glance's: one change counter per stripe of image ids (see `db::generations`).
+    glance_record_generations (stripe) {
+        stripe -> Integer,
+        generation -> BigInt,
+    }
+}
+
 diesel::joinable!(image_properties -> images (image_id));
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(image_locations -> images (image_id));
@@ -134,4 +142,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     task_info,
     glance_upload_leases,
+    glance_record_generations,
 );

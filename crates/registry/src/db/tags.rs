@@ -79,7 +79,7 @@ pub fn add(
     tag: &str,
 ) -> Result<(), RegistryError> {
     glance_model::image::check_tag(tag)?;
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         let have: i64 = image_tags::table
             .filter(image_tags::image_id.eq(&row.id))
@@ -101,7 +101,7 @@ pub fn remove(
     id: &ImageId,
     tag: &str,
 ) -> Result<(), RegistryError> {
-    super::transaction(conn, |conn| {
+    super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         if soft_delete(conn, &row.id, tag, glance_model::time::now())? == 0 {
             return Err(RegistryError::not_found(format!(

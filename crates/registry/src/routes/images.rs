@@ -6,6 +6,7 @@ use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
 use super::{ApiError, Caller, image_id};
 use crate::app::AppState;
+use crate::cache::Record;
 use crate::db::{images, tags};
 
 /// `GET /v1/images?<Glance's list parameters>`
@@ -20,11 +21,36 @@ pub async fn list_images(
         max: state.config.api_limit_max,
     };
     let q = ListQuery::parse(&pairs, limits)?;
+    if let Some(cache) = state.cache.clone()
+        && let Some(generations) = cache.generations(&state.db).await
+    {
+        let page = state
+            .db
+            .run(move |c| images::list_page_cached(c, &ctx, &q, &cache, &generations))
+            .await?;
+        let mut body = Vec::with_capacity(16 + page.iter().map(|j| j.len() + 1).sum::<usize>());
+        body.extend_from_slice(b"{\"images\":[");
+        for (i, json) in page.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(json);
+        }
+        body.extend_from_slice(b"]}");
+        return Ok(json_body(body.into()));
+    }
     let page = state
         .db
         .run(move |c| images::list_page(c, &ctx, &q))
         .await?;
     Ok(HttpResponse::Ok().json(ImageList { images: page }))
+}
+
+/// A 200 whose body is JSON already written.
+fn json_body(body: bytes::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
 }
 
 /// `POST /v1/images`
@@ -49,11 +75,37 @@ pub async fn show_image(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
+    let Some(cache) = state.cache.clone() else {
+        let image = state
+            .db
+            .read_now(move |c| images::show(c, &ctx, &id))
+            .await?;
+        return Ok(HttpResponse::Ok().json(image));
+    };
+    let generations = cache.generations(&state.db).await;
+    if let Some(g) = &generations
+        && let Some(json) = cache.show(g, &ctx, &id)
+    {
+        return Ok(json_body(json));
+    }
     let image = state
         .db
         .read_now(move |c| images::show(c, &ctx, &id))
         .await?;
-    Ok(HttpResponse::Ok().json(image))
+    let Ok(json) = serde_json::to_vec(&image).map(bytes::Bytes::from) else {
+        return Ok(HttpResponse::Ok().json(image));
+    };
+    if let Some(g) = &generations {
+        cache.put(g, id, |generation| {
+            Record::new(
+                generation,
+                image.owner.clone(),
+                image.visibility.as_str().to_string(),
+                json.clone(),
+            )
+        });
+    }
+    Ok(json_body(json))
 }
 
 /// `PATCH /v1/images/{id}`
@@ -93,6 +145,9 @@ pub async fn delete_image(
         .db
         .write(move |c| images::soft_delete(c, &ctx, &id, delayed))
         .await?;
+    if let Some(cache) = &state.cache {
+        cache.forget(&id);
+    }
     Ok(HttpResponse::Ok().json(image))
 }
 

@@ -1,0 +1,490 @@
+//! The record cache: the JSON of images this registry has read, kept so that a show or a
+//! list page need not read an image's row and children from the database again while they
+//! have not changed.
+//!
+//! Whether they have changed is never guessed. Every write bumps its image's stripe counter
+//! in the same transaction (`db::generations`); an entry remembers the counter read before
+//! it was loaded, and is served only while a read of the counters that *started after the
+//! request arrived* still shows that value. So a request sees every change committed before
+//! it arrived, by this registry or any other sharing the database, as it would reading the
+//! tables itself. Reads of the counters are shared: while one is in flight, requests that
+//! arrive wait for the next, and one read answers them all ([`Freshness`]).
+//!
+//! Entries also expire after `record_cache_max_age` seconds, which bounds how long a change
+//! made behind the registries' back (SQL typed by hand) can go unseen.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use glance_model::{Context, ImageId};
+use tokio::sync::watch;
+
+use crate::db::Database;
+use crate::db::generations::{self, Generations};
+
+/// One read of the counters, numbered in the order they started.
+#[derive(Debug, Clone)]
+struct Checked {
+    seq: u64,
+    /// `None` when the read failed (the database is unreachable, say).
+    generations: Option<Arc<Generations>>,
+}
+
+/// Reads of the counters, shared by concurrent requests (see the module's documentation).
+#[derive(Debug)]
+pub struct Freshness {
+    /// How many reads have started, and whether one is in flight.
+    state: Mutex<(u64, bool)>,
+    published: watch::Sender<Checked>,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new((0, false)),
+            published: watch::Sender::new(Checked {
+                seq: 0,
+                generations: None,
+            }),
+        }
+    }
+}
+
+impl Freshness {
+    /// Counters read by a read that started after this call; `None` when that read failed.
+    /// `read` performs one read. At most one runs at a time, in the future of the request
+    /// that started it; if that request goes away mid-read, the waiters are woken to start
+    /// another.
+    pub async fn current<F, Fut>(&self, read: F) -> Option<Arc<Generations>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<Generations>>,
+    {
+        let mut rx = self.published.subscribe();
+        let need = self.lock().0 + 1;
+        loop {
+            {
+                let seen = rx.borrow_and_update();
+                if seen.seq >= need {
+                    return seen.generations.clone();
+                }
+            }
+            let start = {
+                let mut st = self.lock();
+                if st.1 {
+                    None
+                } else {
+                    st.0 += 1;
+                    st.1 = true;
+                    Some(st.0)
+                }
+            };
+            if let Some(seq) = start {
+                let running = Running(self);
+                let out = read().await.map(Arc::new);
+                std::mem::forget(running);
+                // Marked idle before the result is published: a waiter woken by it that
+                // needs a later read must find it free to start one.
+                self.lock().1 = false;
+                self.published.send_replace(Checked {
+                    seq,
+                    generations: out.clone(),
+                });
+                return out;
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A read in flight; dropped unfinished (its request went away), it frees the slot and
+/// wakes the waiters so that one of them starts another.
+struct Running<'a>(&'a Freshness);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lock().1 = false;
+        self.0.published.send_modify(|_| {});
+    }
+}
+
+/// An image's JSON as the registry answers it, with what serving it needs.
+#[derive(Debug)]
+pub struct Record {
+    /// Its stripe's counter, read before the image was loaded.
+    generation: i64,
+    loaded: Instant,
+    owner: Option<String>,
+    /// `public`, `community`, `shared` or `private`.
+    visibility: String,
+    /// The image as JSON.
+    pub json: bytes::Bytes,
+}
+
+impl Record {
+    /// A record of an image loaded after `generations` were read.
+    pub fn new(
+        generation: i64,
+        owner: Option<String>,
+        visibility: String,
+        json: bytes::Bytes,
+    ) -> Self {
+        Self {
+            generation,
+            loaded: Instant::now(),
+            owner,
+            visibility,
+            json,
+        }
+    }
+
+    /// Whether the caller may see the image by the row alone; `false` also where that takes
+    /// a look at its members (a shared image the caller does not own), which the cache does
+    /// not hold.
+    fn visible_without_members(&self, ctx: &Context) -> bool {
+        ctx.is_admin
+            || ctx.owns(self.owner.as_deref())
+            || matches!(self.visibility.as_str(), "public" | "community")
+    }
+
+    fn size(&self) -> usize {
+        self.json.len() + self.owner.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD
+    }
+}
+
+/// Bytes an entry costs beyond its JSON and owner: the map slot, the record, the visibility.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Cache settings (`[DEFAULT] record_cache_size`, `record_cache_max_age`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// Most bytes of entries kept; 0 turns the cache off.
+    pub max_bytes: usize,
+    /// Longest an entry is served after it was loaded.
+    pub max_age: Duration,
+}
+
+/// The record cache of one registry process.
+#[derive(Debug)]
+pub struct RecordCache {
+    opts: CacheOptions,
+    entries: Mutex<Entries>,
+    fresh: Freshness,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<ImageId, Arc<Record>>,
+    bytes: usize,
+}
+
+impl Entries {
+    fn remove(&mut self, id: &ImageId) {
+        if let Some(old) = self.map.remove(id) {
+            self.bytes -= old.size();
+        }
+    }
+}
+
+impl RecordCache {
+    /// A cache with these settings; `None` when they turn it off.
+    pub fn new(opts: CacheOptions) -> Option<Self> {
+        (opts.max_bytes > 0 && !opts.max_age.is_zero()).then(|| Self {
+            opts,
+            entries: Mutex::new(Entries::default()),
+            fresh: Freshness::default(),
+        })
+    }
+
+    /// The counters as of now (see [`Freshness::current`]); `None` when they cannot be read,
+    /// and the caller then reads the database as if there were no cache.
+    pub async fn generations(&self, db: &Database) -> Option<Arc<Generations>> {
+        self.fresh
+            .current(|| async {
+                match db.read_now(generations::read).await {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        log::warn!(
+                            "record cache: cannot read the change counters, reading images \
+                             directly: {}",
+                            crate::error::chain(&e)
+                        );
+                        None
+                    }
+                }
+            })
+            .await
+    }
+
+    /// The JSON of an image unchanged since it was cached under `generations`, if the
+    /// caller may see it; `None` when the database must be asked.
+    pub fn show(
+        &self,
+        generations: &Generations,
+        ctx: &Context,
+        id: &ImageId,
+    ) -> Option<bytes::Bytes> {
+        let record = self.get(generations, id)?;
+        record
+            .visible_without_members(ctx)
+            .then(|| record.json.clone())
+    }
+
+    /// The record of an image unchanged since it was cached, whoever asks (for a list page,
+    /// whose query has already applied the caller's visibility).
+    pub fn get(&self, generations: &Generations, id: &ImageId) -> Option<Arc<Record>> {
+        let current = generations.of(id)?;
+        let mut entries = self.lock();
+        let record = entries.map.get(id)?;
+        if record.generation == current && record.loaded.elapsed() < self.opts.max_age {
+            return Some(record.clone());
+        }
+        entries.remove(id);
+        None
+    }
+
+    /// Keeps an image loaded after `generations` were read. Older entries make room.
+    pub fn put(&self, generations: &Generations, id: ImageId, make: impl FnOnce(i64) -> Record) {
+        let Some(generation) = generations.of(&id) else {
+            return;
+        };
+        let record = make(generation);
+        let size = record.size();
+        if size > self.opts.max_bytes {
+            return;
+        }
+        let mut entries = self.lock();
+        entries.remove(&id);
+        while entries.bytes + size > self.opts.max_bytes {
+            let Some(victim) = entries.map.keys().next().copied() else {
+                break;
+            };
+            entries.remove(&victim);
+        }
+        entries.bytes += size;
+        entries.map.insert(id, Arc::new(record));
+    }
+
+    /// Drops an image this registry has just changed (its entry would fail the next check
+    /// anyway; this frees it at once).
+    pub fn forget(&self, id: &ImageId) {
+        self.lock().remove(id);
+    }
+
+    /// Entries and their bytes, for tests and logs.
+    pub fn usage(&self) -> (usize, usize) {
+        let entries = self.lock();
+        (entries.map.len(), entries.bytes)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counters whose every stripe reads `v`.
+    fn all(v: i64) -> Generations {
+        Generations::from_pairs((0..64).map(|s| (s, v)))
+    }
+
+    /// A stand-in for the table: the value a read sees is the one when it *starts*, and it
+    /// finishes only when the test opens its gate.
+    struct Table {
+        value: AtomicI64,
+        reads: AtomicUsize,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Table {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                value: AtomicI64::new(0),
+                reads: AtomicUsize::new(0),
+                gate: tokio::sync::Semaphore::new(0),
+            })
+        }
+
+        async fn read(&self) -> Option<Generations> {
+            let v = self.value.load(Ordering::SeqCst);
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.gate.acquire().await.ok()?.forget();
+            Some(all(v))
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_request_is_answered_only_by_a_read_that_started_after_it() {
+        let fresh = Arc::new(Freshness::default());
+        let table = Table::new();
+        let (f, t) = (fresh.clone(), table.clone());
+        let first = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        settle().await;
+        assert_eq!(table.reads.load(Ordering::SeqCst), 1);
+        // A write commits while the first read is in flight; then two requests arrive.
+        table.value.store(1, Ordering::SeqCst);
+        let (f, t) = (fresh.clone(), table.clone());
+        let second = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        let (f, t) = (fresh.clone(), table.clone());
+        let third = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        settle().await;
+        // They wait: the read in flight started before they arrived.
+        assert_eq!(table.reads.load(Ordering::SeqCst), 1);
+        table.gate.add_permits(1);
+        let first = first.await.expect("first").expect("read");
+        assert_eq!(first.of(&ImageId::new()), Some(0));
+        settle().await;
+        // One new read serves both, and it sees the write.
+        assert_eq!(table.reads.load(Ordering::SeqCst), 2);
+        table.gate.add_permits(1);
+        for waiter in [second, third] {
+            let got = waiter.await.expect("waiter").expect("read");
+            assert_eq!(got.of(&ImageId::new()), Some(1));
+        }
+        assert_eq!(table.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_read_whose_request_went_away_hands_over_to_a_waiter() {
+        let fresh = Arc::new(Freshness::default());
+        let table = Table::new();
+        let (f, t) = (fresh.clone(), table.clone());
+        let first = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        settle().await;
+        let (f, t) = (fresh.clone(), table.clone());
+        let second = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        settle().await;
+        first.abort();
+        settle().await;
+        // The waiter started a read of its own.
+        assert_eq!(table.reads.load(Ordering::SeqCst), 2);
+        table.gate.add_permits(1);
+        assert!(second.await.expect("second").is_some());
+    }
+
+    #[actix_web::test]
+    async fn a_failed_read_answers_its_waiters_with_none() {
+        let fresh = Freshness::default();
+        assert!(fresh.current(|| async { None }).await.is_none());
+        assert_eq!(
+            fresh
+                .current(|| async { Some(all(4)) })
+                .await
+                .and_then(|g| g.of(&ImageId::new())),
+            Some(4)
+        );
+    }
+
+    fn cache(max_bytes: usize, max_age: Duration) -> RecordCache {
+        RecordCache::new(CacheOptions { max_bytes, max_age }).expect("on")
+    }
+
+    fn record(owner: &str, visibility: &str, json: &str) -> impl FnOnce(i64) -> Record {
+        let (owner, visibility, json) =
+            (owner.to_string(), visibility.to_string(), json.to_string());
+        move |g| Record::new(g, Some(owner), visibility, bytes::Bytes::from(json))
+    }
+
+    fn ctx(project: &str) -> Context {
+        Context {
+            project_id: Some(project.to_string()),
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn an_entry_is_served_while_its_stripe_is_unchanged() {
+        let c = cache(1 << 20, Duration::from_secs(60));
+        let id = ImageId::new();
+        c.put(&all(3), id, record("p", "shared", "{}"));
+        assert_eq!(c.show(&all(3), &ctx("p"), &id).as_deref(), Some(&b"{}"[..]));
+        // Another stripe value: dropped, and stays dropped.
+        assert!(c.show(&all(4), &ctx("p"), &id).is_none());
+        assert!(c.show(&all(3), &ctx("p"), &id).is_none());
+        assert_eq!(c.usage().0, 0);
+    }
+
+    #[test]
+    fn visibility_is_checked_and_members_are_left_to_the_database() {
+        let c = cache(1 << 20, Duration::from_secs(60));
+        let (shared, public, private) = (ImageId::new(), ImageId::new(), ImageId::new());
+        c.put(&all(0), shared, record("p", "shared", "s"));
+        c.put(&all(0), public, record("p", "public", "u"));
+        c.put(&all(0), private, record("p", "private", "v"));
+        assert!(c.show(&all(0), &ctx("q"), &shared).is_none());
+        assert!(c.show(&all(0), &ctx("q"), &private).is_none());
+        assert!(c.show(&all(0), &ctx("q"), &public).is_some());
+        let admin = Context {
+            is_admin: true,
+            ..Context::default()
+        };
+        assert!(c.show(&all(0), &admin, &private).is_some());
+        // A list page has applied visibility already: the record is there for it.
+        assert!(c.get(&all(0), &shared).is_some());
+    }
+
+    #[test]
+    fn the_size_bound_holds_and_old_entries_make_room() {
+        let json = "x".repeat(1000);
+        let one = 1000 + 1 + ENTRY_OVERHEAD;
+        let c = cache(10 * one, Duration::from_secs(60));
+        let ids: Vec<ImageId> = (0..25).map(|_| ImageId::new()).collect();
+        for id in &ids {
+            c.put(&all(0), *id, record("p", "public", &json));
+            let (n, bytes) = c.usage();
+            assert!(bytes <= 10 * one && n <= 10, "{n} entries, {bytes} bytes");
+        }
+        assert_eq!(c.usage(), (10, 10 * one));
+        // The newest is always kept; one larger than the whole cache is not.
+        assert!(c.get(&all(0), &ids[24]).is_some());
+        let huge = ImageId::new();
+        c.put(&all(0), huge, record("p", "public", &"y".repeat(11 * one)));
+        assert!(c.get(&all(0), &huge).is_none());
+    }
+
+    #[test]
+    fn entries_expire_after_the_max_age() {
+        let c = cache(1 << 20, Duration::from_millis(30));
+        let id = ImageId::new();
+        c.put(&all(0), id, record("p", "public", "{}"));
+        assert!(c.get(&all(0), &id).is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(c.get(&all(0), &id).is_none());
+    }
+
+    #[test]
+    fn zero_size_or_age_turns_it_off() {
+        let off = |max_bytes, secs| {
+            RecordCache::new(CacheOptions {
+                max_bytes,
+                max_age: Duration::from_secs(secs),
+            })
+            .is_none()
+        };
+        assert!(off(0, 60));
+        assert!(off(1 << 20, 0));
+        assert!(!off(1 << 20, 60));
+    }
+}

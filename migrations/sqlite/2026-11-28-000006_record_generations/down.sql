@@ -1,0 +1,1 @@
+DROP TABLE glance_record_generations;

@@ -1,0 +1,253 @@
+//! The record cache across an HA pair: two registries on one database, each with its own
+//! cache. Whatever one of them changes, the other answers with at once, from the very next
+//! request; and a change made behind both their backs (SQL typed by hand, which bumps no
+//! counter) shows that the answers really came from the cache.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use diesel::connection::SimpleConnection;
+use glance_registry::RegistryConfig;
+use glance_registry::cache::CacheOptions;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{TestRegistry, backends};
+
+fn config(max_bytes: usize, max_age: Duration) -> RegistryConfig {
+    RegistryConfig {
+        workers: 2,
+        record_cache: CacheOptions { max_bytes, max_age },
+        ..RegistryConfig::default()
+    }
+}
+
+/// Status and body of `GET /v1/images/{id}` as `project` (member role).
+async fn show(r: &TestRegistry, id: &str, project: &str) -> Result<(u16, Value)> {
+    let res = r
+        .req(Method::GET, &format!("/v1/images/{id}"), project, "member")
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    Ok((status, res.json().await?))
+}
+
+/// The image with this id in the first page of `GET /v1/images` as `project`.
+async fn listed(r: &TestRegistry, id: &str, project: &str) -> Result<Option<Value>> {
+    let res = r
+        .req(Method::GET, "/v1/images?limit=100", project, "member")
+        .send()
+        .await?;
+    anyhow::ensure!(res.status() == 200, "list -> {}", res.status());
+    let page: Value = res.json().await?;
+    Ok(page["images"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["id"] == id).cloned()))
+}
+
+/// Sends a request and checks its status.
+async fn expect(req: reqwest::RequestBuilder, status: u16, what: &str) -> Result<Value> {
+    let res = req.send().await?;
+    let got = res.status().as_u16();
+    let body = res.text().await?;
+    anyhow::ensure!(got == status, "{what}: {got}, expected {status}: {body}");
+    Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn each_registry_of_a_pair_sees_the_others_changes_at_once() -> Result<()> {
+    for b in backends() {
+        let a = TestRegistry::start(b).await?;
+        let other = a
+            .beside(config(16 << 20, Duration::from_secs(3600)))
+            .await?;
+        let img = a
+            .create(
+                "p",
+                json!({"name": "one", "disk_format": "raw", "container_format": "bare",
+                       "tags": ["t1"], "properties": {"os_distro": "a"}}),
+            )
+            .await?;
+        let id = img["id"].as_str().unwrap_or_default().to_string();
+        let path = format!("/v1/images/{id}");
+
+        // The other registry loads (and caches) it, by show and by list.
+        let (status, shown) = show(&other, &id, "p").await?;
+        assert_eq!((status, shown["name"].clone()), (200, json!("one")), "{b}");
+        assert!(listed(&other, &id, "p").await?.is_some(), "{b}");
+
+        // Row and properties.
+        expect(
+            a.req(Method::PATCH, &path, "p", "member")
+                .json(&json!({"name": "two", "set_properties": {"os_distro": "b", "extra": "x"}})),
+            200,
+            "patch",
+        )
+        .await?;
+        let (_, shown) = show(&other, &id, "p").await?;
+        assert_eq!(shown["name"], "two", "{b}: {shown}");
+        assert_eq!(
+            shown["properties"],
+            json!({"os_distro": "b", "extra": "x"}),
+            "{b}"
+        );
+        let row = listed(&other, &id, "p").await?.unwrap_or_default();
+        assert_eq!(
+            (row["name"].clone(), row["properties"]["extra"].clone()),
+            (json!("two"), json!("x")),
+            "{b}: {row}"
+        );
+        expect(
+            a.req(Method::PATCH, &path, "p", "member")
+                .json(&json!({"remove_properties": ["extra"]})),
+            200,
+            "remove property",
+        )
+        .await?;
+        let (_, shown) = show(&other, &id, "p").await?;
+        assert_eq!(shown["properties"], json!({"os_distro": "b"}), "{b}");
+
+        // Tags.
+        expect(
+            a.req(Method::PUT, &format!("{path}/tags/t2"), "p", "member"),
+            204,
+            "add tag",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "p").await?.1["tags"], json!(["t1", "t2"]));
+        expect(
+            a.req(Method::DELETE, &format!("{path}/tags/t1"), "p", "member"),
+            204,
+            "remove tag",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "p").await?.1["tags"], json!(["t2"]));
+        let row = listed(&other, &id, "p").await?.unwrap_or_default();
+        assert_eq!(row["tags"], json!(["t2"]), "{b}");
+
+        // Visibility: another project sees a public image (from the cache), and stops
+        // seeing it the moment it is made private.
+        assert_eq!(show(&other, &id, "q").await?.0, 404, "{b}");
+        expect(
+            a.admin(Method::PATCH, &path)
+                .json(&json!({"visibility": "public"})),
+            200,
+            "publish",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "q").await?.0, 200, "{b}");
+        assert_eq!(show(&other, &id, "q").await?.0, 200, "{b}");
+        expect(
+            a.admin(Method::PATCH, &path)
+                .json(&json!({"visibility": "private"})),
+            200,
+            "make private",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "q").await?.0, 404, "{b}");
+        assert!(listed(&other, &id, "q").await?.is_none(), "{b}");
+
+        // Members of a shared image.
+        expect(
+            a.admin(Method::PATCH, &path)
+                .json(&json!({"visibility": "shared"})),
+            200,
+            "share",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "q").await?.0, 404, "{b}");
+        expect(
+            a.req(Method::POST, &format!("{path}/members"), "p", "member")
+                .json(&json!({"member": "q"})),
+            200,
+            "add member",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "q").await?.0, 200, "{b}");
+        expect(
+            a.req(Method::DELETE, &format!("{path}/members/q"), "p", "member"),
+            204,
+            "remove member",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "q").await?.0, 404, "{b}");
+
+        // Status, through the upload lease.
+        let lease = expect(
+            a.req(Method::POST, &format!("{path}/upload"), "p", "member")
+                .json(&json!({"node": "api-1:9292", "ttl_secs": 30})),
+            201,
+            "start upload",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "p").await?.1["status"], "saving", "{b}");
+        expect(
+            a.req(Method::POST, &format!("{path}/upload/abort"), "p", "member")
+                .json(&json!({"token": lease["token"]})),
+            200,
+            "abort upload",
+        )
+        .await?;
+        assert_eq!(show(&other, &id, "p").await?.1["status"], "queued", "{b}");
+
+        // Delete.
+        expect(a.req(Method::DELETE, &path, "p", "member"), 200, "delete").await?;
+        assert_eq!(show(&other, &id, "p").await?.0, 404, "{b}");
+        assert!(listed(&other, &id, "p").await?.is_none(), "{b}");
+        other.stop().await;
+        a.stop().await;
+    }
+    Ok(())
+}
+
+/// Renames an image with SQL, as an operator might by hand: no counter is bumped.
+fn rename_behind_the_back(r: &TestRegistry, id: &str, name: &str) -> Result<()> {
+    r.db.conn()?.batch_execute(&format!(
+        "UPDATE images SET name = '{name}' WHERE id = '{id}'"
+    ))?;
+    Ok(())
+}
+
+#[actix_web::test]
+async fn answers_come_from_the_cache_until_a_counter_moves_or_the_entry_ages() -> Result<()> {
+    for b in backends() {
+        let r = TestRegistry::start(b).await?;
+        let img = r.create("p", json!({"name": "before"})).await?;
+        let id = img["id"].as_str().unwrap_or_default().to_string();
+        assert_eq!(show(&r, &id, "p").await?.1["name"], "before", "{b}");
+        assert!(listed(&r, &id, "p").await?.is_some(), "{b}");
+
+        // Unseen: both the show and the list page answer from the cache.
+        rename_behind_the_back(&r, &id, "behind")?;
+        assert_eq!(show(&r, &id, "p").await?.1["name"], "before", "{b}");
+        let row = listed(&r, &id, "p").await?.unwrap_or_default();
+        assert_eq!(row["name"], "before", "{b}");
+
+        // Any counter moving (here all of them, by hand) makes the next request reload.
+        r.db.conn()?
+            .batch_execute("UPDATE glance_record_generations SET generation = generation + 1")?;
+        assert_eq!(show(&r, &id, "p").await?.1["name"], "behind", "{b}");
+        assert_eq!(
+            listed(&r, &id, "p").await?.unwrap_or_default()["name"],
+            "behind",
+            "{b}"
+        );
+
+        // A registry with the cache off sees such a change at once.
+        let off = r.beside(config(0, Duration::from_secs(60))).await?;
+        rename_behind_the_back(&r, &id, "seen")?;
+        assert_eq!(show(&off, &id, "p").await?.1["name"], "seen", "{b}");
+        off.stop().await;
+
+        // With a short max age, the cached answer goes stale for at most that long.
+        let aging = r.beside(config(16 << 20, Duration::from_secs(1))).await?;
+        assert_eq!(show(&aging, &id, "p").await?.1["name"], "seen", "{b}");
+        rename_behind_the_back(&r, &id, "aged")?;
+        assert_eq!(show(&aging, &id, "p").await?.1["name"], "seen", "{b}");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(show(&aging, &id, "p").await?.1["name"], "aged", "{b}");
+        aging.stop().await;
+        r.stop().await;
+    }
+    Ok(())
+}
