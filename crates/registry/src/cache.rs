@@ -34,15 +34,24 @@ struct Checked {
 /// Reads of the counters, shared by concurrent requests (see the module's documentation).
 #[derive(Debug)]
 pub struct Freshness {
-    /// How many reads have started, and whether one is in flight.
-    state: Mutex<(u64, bool)>,
+    state: Mutex<Reads>,
+    /// The last read to finish (or a bare wake-up when one was abandoned).
     published: watch::Sender<Checked>,
+}
+
+/// Where the reads of the counters stand.
+#[derive(Debug, Default)]
+struct Reads {
+    /// How many have started; the next gets this plus one as its number.
+    started: u64,
+    /// Whether one is in flight.
+    running: bool,
 }
 
 impl Default for Freshness {
     fn default() -> Self {
         Self {
-            state: Mutex::new((0, false)),
+            state: Mutex::new(Reads::default()),
             published: watch::Sender::new(Checked {
                 seq: 0,
                 generations: None,
@@ -62,7 +71,7 @@ impl Freshness {
         Fut: Future<Output = Option<Generations>>,
     {
         let mut rx = self.published.subscribe();
-        let need = self.lock().0 + 1;
+        let need = self.lock().started + 1;
         loop {
             {
                 let seen = rx.borrow_and_update();
@@ -71,22 +80,22 @@ impl Freshness {
                 }
             }
             let start = {
-                let mut st = self.lock();
-                if st.1 {
+                let mut reads = self.lock();
+                if reads.running {
                     None
                 } else {
-                    st.0 += 1;
-                    st.1 = true;
-                    Some(st.0)
+                    reads.started += 1;
+                    reads.running = true;
+                    Some(reads.started)
                 }
             };
             if let Some(seq) = start {
-                let running = Running(self);
+                let running = Running(Some(self));
                 let out = read().await.map(Arc::new);
-                std::mem::forget(running);
+                running.finished();
                 // Marked idle before the result is published: a waiter woken by it that
                 // needs a later read must find it free to start one.
-                self.lock().1 = false;
+                self.lock().running = false;
                 self.published.send_replace(Checked {
                     seq,
                     generations: out.clone(),
@@ -99,7 +108,7 @@ impl Freshness {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reads> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -108,12 +117,21 @@ impl Freshness {
 
 /// A read in flight; dropped unfinished (its request went away), it frees the slot and
 /// wakes the waiters so that one of them starts another.
-struct Running<'a>(&'a Freshness);
+struct Running<'a>(Option<&'a Freshness>);
+
+impl Running<'_> {
+    /// The read finished: its caller publishes the result.
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.lock().1 = false;
-        self.0.published.send_modify(|_| {});
+        if let Some(fresh) = self.0 {
+            fresh.lock().running = false;
+            fresh.published.send_modify(|_| {});
+        }
     }
 }
 
