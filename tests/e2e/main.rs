@@ -23,6 +23,7 @@ mod procs;
 mod registry_bad_input;
 mod registry_cache;
 mod registry_cas;
+mod registry_connections;
 mod registry_images;
 mod registry_list;
 mod registry_uploads;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use glance_model::wire::{
     ErrorBody, HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
     ImageList, ImageUpdate, Lease, LeaseList, LeaseRequest, LeaseToken, MemberList, MemberUpdate,
-    NewImage, NewMember, UploadComplete, Usage,
+    NewImage, NewMember, REGISTRY_CLIENT_IDLE_SECS, UploadComplete, Usage,
 };
 use glance_model::{Context, ErrorKind, Image, ImageId, Member};
 use reqwest::{Method, StatusCode};
@@ -45,6 +45,7 @@ impl RegistryClient {
     pub fn new(base: &str, secret: Option<String>) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(REGISTRY_CLIENT_IDLE_SECS))
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .tcp_nodelay(true)

@@ -27,6 +27,16 @@ pub const HEADER_IS_ADMIN: &str = "x-glance-is-admin";
 /// Header carrying the request id, shared with Glance's public API.
 pub const HEADER_REQUEST_ID: &str = "x-openstack-request-id";
 
+/// How long glance-registry keeps an idle keep-alive connection open, seconds.
+pub const REGISTRY_KEEP_ALIVE_SECS: u64 = 75;
+/// How long glance-api keeps an idle connection to the registry in its pool, seconds. Shorter
+/// than [`REGISTRY_KEEP_ALIVE_SECS`], so the API gives a connection up before the registry
+/// closes it: the other way round, a request sent on a connection just as the registry closed
+/// it fails ("connection closed before message completed").
+pub const REGISTRY_CLIENT_IDLE_SECS: u64 = 30;
+
+const _: () = assert!(REGISTRY_CLIENT_IDLE_SECS < REGISTRY_KEEP_ALIVE_SECS);
+
 /// Body of `POST /v1/images`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -203,6 +203,10 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     })
     .workers(workers)
     .worker_max_blocking_threads(blocking)
+    // Longer than glance-api keeps an idle connection (see the constants' docs).
+    .keep_alive(std::time::Duration::from_secs(
+        glance_model::wire::REGISTRY_KEEP_ALIVE_SECS,
+    ))
     // SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
     .shutdown_timeout(drain)
     .listen(listener)?
