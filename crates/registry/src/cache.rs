@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use glance_model::{Context, ImageId};
+use glance_model::{Context, Image, ImageId, Visibility};
 use tokio::sync::watch;
 
 use crate::db::Database;
@@ -142,18 +142,17 @@ pub struct Record {
     generation: i64,
     loaded: Instant,
     owner: Option<String>,
-    /// `public`, `community`, `shared` or `private`.
-    visibility: String,
+    visibility: Visibility,
     /// The image as JSON.
     pub json: bytes::Bytes,
 }
 
 impl Record {
-    /// A record of an image loaded after `generations` were read.
-    pub fn new(
+    /// A record of an image loaded when its stripe's counter read `generation`.
+    fn new(
         generation: i64,
         owner: Option<String>,
-        visibility: String,
+        visibility: Visibility,
         json: bytes::Bytes,
     ) -> Self {
         Self {
@@ -171,7 +170,7 @@ impl Record {
     fn visible_without_members(&self, ctx: &Context) -> bool {
         ctx.is_admin
             || ctx.owns(self.owner.as_deref())
-            || matches!(self.visibility.as_str(), "public" | "community")
+            || matches!(self.visibility, Visibility::Public | Visibility::Community)
     }
 
     fn size(&self) -> usize {
@@ -270,8 +269,16 @@ impl RecordCache {
         None
     }
 
-    /// Keeps an image loaded after `generations` were read. Older entries make room.
-    pub fn put(&self, generations: &Generations, id: ImageId, make: impl FnOnce(i64) -> Record) {
+    /// Keeps the JSON of an image loaded after `generations` were read.
+    pub fn keep(&self, generations: &Generations, image: &Image, json: bytes::Bytes) {
+        self.put(generations, image.id, |generation| {
+            Record::new(generation, image.owner.clone(), image.visibility, json)
+        });
+    }
+
+    /// Keeps the record `make` builds from the image's stripe counter in `generations`.
+    /// Older entries make room.
+    fn put(&self, generations: &Generations, id: ImageId, make: impl FnOnce(i64) -> Record) {
         let Some(generation) = generations.of(&id) else {
             return;
         };
@@ -347,6 +354,15 @@ mod tests {
         }
     }
 
+    /// A request asking `fresh` for the counters, as a task of its own.
+    fn ask(
+        fresh: &Arc<Freshness>,
+        table: &Arc<Table>,
+    ) -> actix_web::rt::task::JoinHandle<Option<Arc<Generations>>> {
+        let (f, t) = (fresh.clone(), table.clone());
+        actix_web::rt::spawn(async move { f.current(|| t.read()).await })
+    }
+
     async fn settle() {
         for _ in 0..20 {
             tokio::task::yield_now().await;
@@ -357,16 +373,13 @@ mod tests {
     async fn a_request_is_answered_only_by_a_read_that_started_after_it() {
         let fresh = Arc::new(Freshness::default());
         let table = Table::new();
-        let (f, t) = (fresh.clone(), table.clone());
-        let first = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        let first = ask(&fresh, &table);
         settle().await;
         assert_eq!(table.reads.load(Ordering::SeqCst), 1);
         // A write commits while the first read is in flight; then two requests arrive.
         table.value.store(1, Ordering::SeqCst);
-        let (f, t) = (fresh.clone(), table.clone());
-        let second = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
-        let (f, t) = (fresh.clone(), table.clone());
-        let third = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        let second = ask(&fresh, &table);
+        let third = ask(&fresh, &table);
         settle().await;
         // They wait: the read in flight started before they arrived.
         assert_eq!(table.reads.load(Ordering::SeqCst), 1);
@@ -388,11 +401,9 @@ mod tests {
     async fn a_read_whose_request_went_away_hands_over_to_a_waiter() {
         let fresh = Arc::new(Freshness::default());
         let table = Table::new();
-        let (f, t) = (fresh.clone(), table.clone());
-        let first = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        let first = ask(&fresh, &table);
         settle().await;
-        let (f, t) = (fresh.clone(), table.clone());
-        let second = actix_web::rt::spawn(async move { f.current(|| t.read()).await });
+        let second = ask(&fresh, &table);
         settle().await;
         first.abort();
         settle().await;
@@ -419,9 +430,8 @@ mod tests {
         RecordCache::new(CacheOptions { max_bytes, max_age }).expect("on")
     }
 
-    fn record(owner: &str, visibility: &str, json: &str) -> impl FnOnce(i64) -> Record {
-        let (owner, visibility, json) =
-            (owner.to_string(), visibility.to_string(), json.to_string());
+    fn record(owner: &str, visibility: Visibility, json: &str) -> impl FnOnce(i64) -> Record {
+        let (owner, json) = (owner.to_string(), json.to_string());
         move |g| Record::new(g, Some(owner), visibility, bytes::Bytes::from(json))
     }
 
@@ -436,7 +446,7 @@ mod tests {
     fn an_entry_is_served_while_its_stripe_is_unchanged() {
         let c = cache(1 << 20, Duration::from_secs(60));
         let id = ImageId::new();
-        c.put(&all(3), id, record("p", "shared", "{}"));
+        c.put(&all(3), id, record("p", Visibility::Shared, "{}"));
         assert_eq!(c.show(&all(3), &ctx("p"), &id).as_deref(), Some(&b"{}"[..]));
         // Another stripe value: dropped, and stays dropped.
         assert!(c.show(&all(4), &ctx("p"), &id).is_none());
@@ -448,9 +458,9 @@ mod tests {
     fn visibility_is_checked_and_members_are_left_to_the_database() {
         let c = cache(1 << 20, Duration::from_secs(60));
         let (shared, public, private) = (ImageId::new(), ImageId::new(), ImageId::new());
-        c.put(&all(0), shared, record("p", "shared", "s"));
-        c.put(&all(0), public, record("p", "public", "u"));
-        c.put(&all(0), private, record("p", "private", "v"));
+        c.put(&all(0), shared, record("p", Visibility::Shared, "s"));
+        c.put(&all(0), public, record("p", Visibility::Public, "u"));
+        c.put(&all(0), private, record("p", Visibility::Private, "v"));
         assert!(c.show(&all(0), &ctx("q"), &shared).is_none());
         assert!(c.show(&all(0), &ctx("q"), &private).is_none());
         assert!(c.show(&all(0), &ctx("q"), &public).is_some());
@@ -470,7 +480,7 @@ mod tests {
         let c = cache(10 * one, Duration::from_secs(60));
         let ids: Vec<ImageId> = (0..25).map(|_| ImageId::new()).collect();
         for id in &ids {
-            c.put(&all(0), *id, record("p", "public", &json));
+            c.put(&all(0), *id, record("p", Visibility::Public, &json));
             let (n, bytes) = c.usage();
             assert!(bytes <= 10 * one && n <= 10, "{n} entries, {bytes} bytes");
         }
@@ -478,7 +488,11 @@ mod tests {
         // The newest is always kept; one larger than the whole cache is not.
         assert!(c.get(&all(0), &ids[24]).is_some());
         let huge = ImageId::new();
-        c.put(&all(0), huge, record("p", "public", &"y".repeat(11 * one)));
+        c.put(
+            &all(0),
+            huge,
+            record("p", Visibility::Public, &"y".repeat(11 * one)),
+        );
         assert!(c.get(&all(0), &huge).is_none());
     }
 
@@ -486,7 +500,7 @@ mod tests {
     fn entries_expire_after_the_max_age() {
         let c = cache(1 << 20, Duration::from_millis(30));
         let id = ImageId::new();
-        c.put(&all(0), id, record("p", "public", "{}"));
+        c.put(&all(0), id, record("p", Visibility::Public, "{}"));
         assert!(c.get(&all(0), &id).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(c.get(&all(0), &id).is_none());

@@ -14,7 +14,7 @@ use super::generations::Generations;
 use super::rows::{ImageRow, LocationRow};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
 use super::{ANY_OF_CHUNK, DbConnection, FixedUpdate, Val, any_of, on_backend, tags};
-use crate::cache::{Record, RecordCache};
+use crate::cache::RecordCache;
 use crate::error::RegistryError;
 
 /// Loads a live image the caller may see, with its tags, properties and locations.
@@ -615,15 +615,7 @@ pub fn list_page_cached(
                     let json = bytes::Bytes::from(serde_json::to_vec(&listed).map_err(|e| {
                         RegistryError::Migration(format!("image {} as JSON: {e}", listed.image.id))
                     })?);
-                    let i = &listed.image;
-                    cache.put(generations, i.id, |generation| {
-                        Record::new(
-                            generation,
-                            i.owner.clone(),
-                            i.visibility.as_str().to_string(),
-                            json.clone(),
-                        )
-                    });
+                    cache.keep(generations, &listed.image, json.clone());
                     Ok(json)
                 }
             })

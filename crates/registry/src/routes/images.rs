@@ -6,7 +6,6 @@ use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
 use super::{ApiError, Caller, image_id};
 use crate::app::AppState;
-use crate::cache::Record;
 use crate::db::{images, tags};
 
 /// `GET /v1/images?<Glance's list parameters>`
@@ -75,15 +74,12 @@ pub async fn show_image(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let Some(cache) = state.cache.clone() else {
-        let image = state
-            .db
-            .read_now(move |c| images::show(c, &ctx, &id))
-            .await?;
-        return Ok(HttpResponse::Ok().json(image));
+    let cache = state.cache.clone();
+    let generations = match &cache {
+        Some(cache) => cache.generations(&state.db).await,
+        None => None,
     };
-    let generations = cache.generations(&state.db).await;
-    if let Some(g) = &generations
+    if let (Some(cache), Some(g)) = (&cache, &generations)
         && let Some(json) = cache.show(g, &ctx, &id)
     {
         return Ok(json_body(json));
@@ -92,20 +88,14 @@ pub async fn show_image(
         .db
         .read_now(move |c| images::show(c, &ctx, &id))
         .await?;
-    let Ok(json) = serde_json::to_vec(&image).map(bytes::Bytes::from) else {
-        return Ok(HttpResponse::Ok().json(image));
-    };
-    if let Some(g) = &generations {
-        cache.put(g, id, |generation| {
-            Record::new(
-                generation,
-                image.owner.clone(),
-                image.visibility.as_str().to_string(),
-                json.clone(),
-            )
-        });
+    match (&cache, &generations, serde_json::to_vec(&image)) {
+        (Some(cache), Some(g), Ok(json)) => {
+            let json = bytes::Bytes::from(json);
+            cache.keep(g, &image, json.clone());
+            Ok(json_body(json))
+        }
+        _ => Ok(HttpResponse::Ok().json(image)),
     }
-    Ok(json_body(json))
 }
 
 /// `PATCH /v1/images/{id}`
