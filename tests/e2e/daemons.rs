@@ -1,6 +1,7 @@
 //! The daemons as operators run them: config files and directories, start-up errors that
 //! name the file, section and option, the unimplemented-option warning, the access log, SIGHUP
-//! reopening the log file, and SIGTERM draining an upload in flight before exiting 0.
+//! reopening the log file, SIGTERM draining an upload in flight before exiting 0, and client
+//! connections kept as `http_keepalive` and `client_socket_timeout` say.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -548,5 +549,112 @@ fn a_malformed_policy_file_stops_start_up_naming_the_rule() -> Result<()> {
     let (status, err) = run_to_exit(Kind::Api, &["--config-file", &conf])?;
     assert!(!status.success());
     assert!(err.contains("/nonexistent/custom-policy.yaml"), "{err}");
+    Ok(())
+}
+
+/// Sends `GET /healthcheck` on `conn` (keep-alive) and reads its whole answer; the head.
+async fn healthcheck_on(conn: &mut tokio::net::TcpStream) -> Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    conn.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: api\r\n\r\n")
+        .await?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).await?;
+        anyhow::ensure!(n > 0, "glance-api closed the connection");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_lowercase();
+        // `/healthcheck` answers `OK` with its length.
+        if text.ends_with("\r\n\r\nok") {
+            return Ok(text);
+        }
+    }
+}
+
+/// Waits up to `limit` for the server to close `conn`; how long that took, `None` if it did not.
+async fn closed_within(
+    conn: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Result<Option<Duration>> {
+    use tokio::io::AsyncReadExt as _;
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    match tokio::time::timeout(limit, conn.read_to_end(&mut rest)).await {
+        Ok(read) => {
+            read?;
+            anyhow::ensure!(rest.is_empty(), "unexpected bytes: {rest:?}");
+            Ok(Some(started.elapsed()))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+#[actix_web::test]
+async fn client_connections_follow_http_keepalive_and_client_socket_timeout() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_db, reg) = registry(dir.path()).await?;
+    let datadir = tempfile::tempdir()?;
+    let start = |name: &str, extra: &str| -> Result<String> {
+        write_conf(
+            dir.path(),
+            name,
+            &format!(
+                "[DEFAULT]\n{extra}\n[glance_store]\nfilesystem_store_datadir = {}\n",
+                datadir.path().display()
+            ),
+        )
+    };
+    let default = start("default.conf", "")?;
+    let short = start("short.conf", "client_socket_timeout = 2")?;
+    let off = start("off.conf", "http_keepalive = False")?;
+    let mut apis = Vec::new();
+    for conf in [&default, &short, &off] {
+        apis.push(
+            Daemon::start(
+                Kind::Api,
+                &["--config-file", conf, "--registry-url", &reg.base],
+            )
+            .await?,
+        );
+    }
+    let connect = |api: &Daemon| tokio::net::TcpStream::connect(("127.0.0.1", api.port));
+    let (mut by_default, mut with_short, mut with_off) = (
+        connect(&apis[0]).await?,
+        connect(&apis[1]).await?,
+        connect(&apis[2]).await?,
+    );
+
+    // Glance's default (900 s): an idle connection outlives HAProxy's and most clients' own
+    // idle limits, here 7 s (actix-web's 5 s used to close it first).
+    let head = healthcheck_on(&mut by_default).await?;
+    assert!(!head.contains("connection: close"), "{head}");
+    // `client_socket_timeout = 2`: closed after about 2 s idle.
+    healthcheck_on(&mut with_short).await?;
+    let waited = closed_within(&mut with_short, Duration::from_secs(6))
+        .await?
+        .context("client_socket_timeout = 2 did not close the idle connection")?;
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "closed after {waited:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let head = healthcheck_on(&mut by_default).await?;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
+    // `http_keepalive = False`: the answer says close, and the connection is closed.
+    let head = healthcheck_on(&mut with_off).await?;
+    assert!(head.contains("connection: close"), "{head}");
+    let waited = closed_within(&mut with_off, Duration::from_secs(2)).await?;
+    assert!(
+        waited.is_some(),
+        "http_keepalive = False left the connection open"
+    );
+    for api in &apis {
+        assert!(
+            !api.stderr().contains("does not implement"),
+            "{}",
+            api.stderr()
+        );
+    }
     Ok(())
 }

@@ -308,18 +308,26 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let workers = state.config.workers;
     // SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
     let drain = u64::from(state.config.graceful_shutdown_timeout_secs);
-    crate::http1::serve(listener, "glance-api", workers, drain, move || {
-        let state = state.clone();
-        App::new()
-            .wrap(from_fn(error_format))
-            .wrap(from_fn(version_prefix))
-            .wrap(from_fn(request_id))
-            // Access log (outermost, so it sees the request id the response carries): request
-            // id, client, request line, status, bytes, duration.
-            .wrap(
-                Logger::new("%{x-openstack-request-id}o %a \"%r\" %s %b %Dms")
-                    .log_target("glance_api::access"),
-            )
-            .configure(move |cfg| configure(cfg, state))
-    })
+    let keep_alive = state.config.client_keep_alive;
+    crate::http1::serve(
+        listener,
+        "glance-api",
+        workers,
+        drain,
+        keep_alive,
+        move || {
+            let state = state.clone();
+            App::new()
+                .wrap(from_fn(error_format))
+                .wrap(from_fn(version_prefix))
+                .wrap(from_fn(request_id))
+                // Access log (outermost, so it sees the request id the response carries): request
+                // id, client, request line, status, bytes, duration.
+                .wrap(
+                    Logger::new("%{x-openstack-request-id}o %a \"%r\" %s %b %Dms")
+                        .log_target("glance_api::access"),
+                )
+                .configure(move |cfg| configure(cfg, state))
+        },
+    )
 }

@@ -1,12 +1,15 @@
 //! glance-api's configuration: `glance-api.conf` with Glance's section and option names.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use glance_auth::{Flavor, KeystoneConfig};
 use glance_config::daemon::{LOG_OPTIONS, LogSettings};
 use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
 use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
 use glance_store::{HashAlgo, StoresConfig};
+
+use crate::http1::KeepAlive;
 
 /// How callers are identified (`[paste_deploy] flavor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,9 @@ pub struct ApiConfig {
     pub log: LogSettings,
     /// `graceful_shutdown_timeout`: on SIGTERM, how long in-flight requests may take to finish.
     pub graceful_shutdown_timeout_secs: u32,
+    /// `http_keepalive` and `client_socket_timeout` (Glance: true, 900 s; 0 waits for ever):
+    /// whether a client's connection stays open between requests, and how long idle.
+    pub client_keep_alive: KeepAlive,
     /// `[healthcheck] disable_by_file_path`: while this file exists `/healthcheck` answers
     /// 503 `DISABLED BY FILE`, so a load balancer drains the node.
     pub healthcheck_disable_file: Option<PathBuf>,
@@ -85,6 +91,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "workers"),
     ("DEFAULT", "registry_host"),
     ("DEFAULT", "graceful_shutdown_timeout"),
+    ("DEFAULT", "http_keepalive"),
+    ("DEFAULT", "client_socket_timeout"),
     ("healthcheck", "disable_by_file_path"),
     ("healthcheck", "backends"),
     ("healthcheck", "detailed"),
@@ -285,6 +293,21 @@ impl ApiConfig {
                     parse_u32_in(0, 86_400),
                 )?
                 .unwrap_or(30),
+            client_keep_alive: if ini
+                .parse("DEFAULT", "http_keepalive", parse_bool)?
+                .unwrap_or(true)
+            {
+                let secs = ini
+                    .parse(
+                        "DEFAULT",
+                        "client_socket_timeout",
+                        parse_u32_in(0, u32::MAX),
+                    )?
+                    .unwrap_or(900);
+                KeepAlive::Idle((secs > 0).then(|| Duration::from_secs(secs.into())))
+            } else {
+                KeepAlive::Off
+            },
             healthcheck_disable_file: match ini.get("healthcheck", "disable_by_file_path") {
                 Some("") => None,
                 Some(p) => Some(PathBuf::from(p)),
@@ -335,6 +358,32 @@ mod tests {
         assert_eq!(c.limit_param_default, 25);
         assert_eq!(c.hashing_algorithm, HashAlgo::Sha512);
         assert!(c.disk_formats.contains(&"qcow2".to_string()));
+        assert_eq!(
+            c.client_keep_alive,
+            KeepAlive::Idle(Some(Duration::from_secs(900)))
+        );
+    }
+
+    #[test]
+    fn client_connections_follow_glances_keepalive_options() {
+        let c = cfg("[DEFAULT]\nclient_socket_timeout = 30\n").unwrap();
+        assert_eq!(
+            c.client_keep_alive,
+            KeepAlive::Idle(Some(Duration::from_secs(30)))
+        );
+        let c = cfg("[DEFAULT]\nclient_socket_timeout = 0\n").unwrap();
+        assert_eq!(c.client_keep_alive, KeepAlive::Idle(None));
+        let c = cfg("[DEFAULT]\nhttp_keepalive = False\nclient_socket_timeout = 30\n").unwrap();
+        assert_eq!(c.client_keep_alive, KeepAlive::Off);
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        let err = cfg("[DEFAULT]\nclient_socket_timeout = -1\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[DEFAULT] client_socket_timeout"), "{err}");
+        let err = cfg("[DEFAULT]\nhttp_keepalive = sometimes\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[DEFAULT] http_keepalive"), "{err}");
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //! reading and writing (docs/benchmarks.md, seventh round).
 //!
 //! Requests on a connection are served one after the other; a pipelined request waits in the
-//! read buffer. Limits are actix-web's defaults: the request head must arrive within
-//! [`REQUEST_HEAD_TIMEOUT`], an idle keep-alive connection is closed after
-//! [`KEEP_ALIVE_TIMEOUT`], and heads over actix-http's limit get 431.
+//! read buffer. The request head must arrive within [`REQUEST_HEAD_TIMEOUT`] (actix-web's
+//! default) and heads over actix-http's limit get 431. Between requests a connection is kept
+//! as [`KeepAlive`] says: Glance's `http_keepalive` and `client_socket_timeout`.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -33,14 +33,20 @@ use tokio::net::TcpStream;
 
 use actix_http::error::{ParseError, PayloadError};
 use actix_http::h1::{Codec, Message, MessageType};
-use actix_http::{
-    ConnectionType, HttpMessage as _, KeepAlive, Payload, Request, Response, ServiceConfig,
-};
+use actix_http::{ConnectionType, HttpMessage as _, Payload, Request, Response, ServiceConfig};
 
 /// How long a client has to send a whole request head (actix-web's default).
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle keep-alive connection stays open (actix-web's default).
-pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether and how long a connection is kept open between requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Every response closes its connection (`http_keepalive = false`).
+    Off,
+    /// An idle connection is closed after this long; `None` waits as long as the client does
+    /// (`client_socket_timeout = 0`).
+    Idle(Option<Duration>),
+}
 /// How much of an unread request body is read and thrown away after the response, so that
 /// the client sees the response rather than a reset; past this the connection is closed.
 const DRAIN_LIMIT_BYTES: usize = 16 << 20;
@@ -58,6 +64,7 @@ pub fn serve<F, T, B>(
     name: &str,
     workers: usize,
     drain_secs: u64,
+    keep_alive: KeepAlive,
     app: F,
 ) -> io::Result<actix_server::Server>
 where
@@ -82,7 +89,11 @@ where
             let (app, shutdown) = (app.clone(), shutdown.clone());
             fn_factory(move || {
                 let setup = ConnSetup {
-                    config: service_config(local_addr),
+                    config: service_config(local_addr, keep_alive),
+                    idle: match keep_alive {
+                        KeepAlive::Off => None,
+                        KeepAlive::Idle(idle) => idle,
+                    },
                     local_addr,
                     shutdown: shutdown.clone(),
                 };
@@ -107,10 +118,16 @@ where
     Ok(server)
 }
 
-/// The HTTP settings of the connections of one listener.
-pub fn service_config(local_addr: SocketAddr) -> ServiceConfig {
+/// The HTTP settings of the connections of one listener. actix-http's keep-alive setting
+/// decides only whether a response may leave its connection open; the idle wait is ours
+/// ([`ConnSetup::idle`]).
+pub fn service_config(local_addr: SocketAddr, keep_alive: KeepAlive) -> ServiceConfig {
+    let ka = match keep_alive {
+        KeepAlive::Off => actix_http::KeepAlive::Disabled,
+        KeepAlive::Idle(_) => actix_http::KeepAlive::Os,
+    };
     actix_http::ServiceConfigBuilder::new()
-        .keep_alive(KeepAlive::Timeout(KEEP_ALIVE_TIMEOUT))
+        .keep_alive(ka)
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)
         .local_addr(Some(local_addr))
         .build()
@@ -120,6 +137,8 @@ pub fn service_config(local_addr: SocketAddr) -> ServiceConfig {
 #[derive(Clone)]
 pub struct ConnSetup {
     pub config: ServiceConfig,
+    /// How long an idle connection waits for its next request; `None`: as long as it takes.
+    pub idle: Option<Duration>,
     pub local_addr: SocketAddr,
     /// Fires when the server starts a graceful shutdown: idle connections close at once and
     /// busy ones after their current response.
@@ -150,6 +169,7 @@ where
         io,
         codec: Codec::new(setup.config),
         shutdown: setup.shutdown,
+        idle: setup.idle,
         rbuf: BytesMut::with_capacity(16 << 10),
         wbuf: BytesMut::with_capacity(16 << 10),
     };
@@ -162,6 +182,7 @@ struct Conn {
     io: TcpStream,
     codec: Codec,
     shutdown: actix_server::GracefulShutdownSignal,
+    idle: Option<Duration>,
     rbuf: BytesMut,
     wbuf: BytesMut,
 }
@@ -223,13 +244,14 @@ impl Conn {
 
     /// Reads the next request head; `None` when the client closed or went idle.
     async fn read_head(&mut self) -> Result<Option<Request>, ConnError> {
-        let deadline = tokio::time::Instant::now()
-            + if self.rbuf.is_empty() {
-                KEEP_ALIVE_TIMEOUT
-            } else {
-                REQUEST_HEAD_TIMEOUT
-            };
         let mut started = !self.rbuf.is_empty();
+        let now = tokio::time::Instant::now();
+        // Waiting for a head's first byte is idle time; once it has begun, the head is due.
+        let mut deadline = if started {
+            Some(now + REQUEST_HEAD_TIMEOUT)
+        } else {
+            self.idle.map(|idle| now + idle)
+        };
         loop {
             match self.codec.decode_head(&mut self.rbuf) {
                 Ok(Some(req)) => return Ok(Some(req)),
@@ -245,7 +267,13 @@ impl Conn {
                 }
             }
             self.rbuf.reserve(8 << 10);
-            let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.rbuf));
+            let (io, rbuf) = (&mut self.io, &mut self.rbuf);
+            let read = async move {
+                match deadline {
+                    Some(at) => tokio::time::timeout_at(at, io.read_buf(rbuf)).await,
+                    None => Ok(io.read_buf(rbuf).await),
+                }
+            };
             let read = if started {
                 read.await
             } else {
@@ -262,7 +290,12 @@ impl Conn {
                 }
                 Err(_elapsed) => return Ok(None),
                 Ok(Ok(0)) => return Ok(None),
-                Ok(Ok(_)) => started = true,
+                Ok(Ok(_)) => {
+                    if !started {
+                        deadline = Some(tokio::time::Instant::now() + REQUEST_HEAD_TIMEOUT);
+                    }
+                    started = true;
+                }
                 Ok(Err(e)) => return Err(e.into()),
             }
         }
@@ -589,9 +622,16 @@ mod tests {
     }
 
     async fn start() -> TestServer {
+        start_with(KeepAlive::Idle(Some(TEST_IDLE))).await
+    }
+
+    /// How long the test server keeps an idle connection (actix-web's default).
+    const TEST_IDLE: Duration = Duration::from_secs(5);
+
+    async fn start_with(keep_alive: KeepAlive) -> TestServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = serve(listener, "http1-test", 1, 5, move || {
+        let server = serve(listener, "http1-test", 1, 5, keep_alive, move || {
             App::new()
                 .route("/region", web::route().to(region))
                 .route("/short", web::get().to(short))
@@ -723,7 +763,7 @@ mod tests {
         let started = std::time::Instant::now();
         let raw = exchange(srv.addr, b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(
-            started.elapsed() < KEEP_ALIVE_TIMEOUT / 2,
+            started.elapsed() < TEST_IDLE / 2,
             "closed at once, not by the idle timeout"
         );
         let text = String::from_utf8(raw).expect("ASCII");
@@ -853,8 +893,86 @@ mod tests {
             .expect("the idle connection is closed well before the keep-alive timeout")
             .expect("read");
         assert!(rest.is_empty());
-        assert!(started.elapsed() < KEEP_ALIVE_TIMEOUT);
+        assert!(started.elapsed() < TEST_IDLE);
         stop.await;
+    }
+
+    /// Sends a keep-alive `GET /host` on `s` and reads its one answer (`host` echoes `x`).
+    async fn one_request(s: &mut TcpStream) -> String {
+        s.write_all(b"GET /host HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(b"\r\n\r\nx") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "closed before the answer: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).expect("ASCII")
+    }
+
+    #[actix_web::test]
+    async fn an_idle_connection_is_closed_after_the_configured_time() {
+        let srv = start_with(KeepAlive::Idle(Some(Duration::from_secs(1)))).await;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        let head = one_request(&mut s).await;
+        assert!(!head.contains("connection: close"), "{head}");
+        let idle_from = std::time::Instant::now();
+        let rest = read_to_close(&mut s).await;
+        assert!(rest.is_empty(), "{rest:?}");
+        let waited = idle_from.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+            "closed after {waited:?}"
+        );
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn without_an_idle_limit_a_connection_waits_for_its_client() {
+        let srv = start_with(KeepAlive::Idle(None)).await;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        one_request(&mut s).await;
+        // Longer than actix-web's own default (5 s), which used to close it.
+        tokio::time::sleep(TEST_IDLE + Duration::from_secs(1)).await;
+        let head = one_request(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn with_keep_alive_off_every_response_closes_its_connection() {
+        let srv = start_with(KeepAlive::Off).await;
+        let started = std::time::Instant::now();
+        // The client asks to keep the connection; the server says close and closes.
+        let raw = exchange(srv.addr, b"GET /host HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(started.elapsed() < TEST_IDLE / 2, "closed at once");
+        let res = parse_all(&raw);
+        assert_eq!(res.len(), 1, "{res:?}");
+        assert_eq!(res[0].status, 200);
+        assert_eq!(res[0].header("connection"), Some("close"));
+        assert_eq!(res[0].body, b"x");
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn a_head_begun_after_a_long_idle_still_has_its_own_deadline() {
+        let srv = start_with(KeepAlive::Idle(None)).await;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        s.write_all(b"GET /host HTTP/1.1\r\nHo")
+            .await
+            .expect("send");
+        let started = std::time::Instant::now();
+        let raw = read_to_close(&mut s).await;
+        let text = String::from_utf8(raw).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+        assert!(started.elapsed() < REQUEST_HEAD_TIMEOUT + Duration::from_secs(2));
+        srv.handle.stop(false).await;
     }
 
     #[actix_web::test]
