@@ -64,7 +64,8 @@ pub struct ApiConfig {
     /// `graceful_shutdown_timeout`: on SIGTERM, how long in-flight requests may take to finish.
     pub graceful_shutdown_timeout_secs: u32,
     /// `http_keepalive` and `client_socket_timeout` (Glance: true, 900 s; 0 waits for ever):
-    /// whether a client's connection stays open between requests, and how long idle.
+    /// whether a client's connection stays open after a response, and how long a connection
+    /// waits for a request.
     pub client_keep_alive: KeepAlive,
     /// `[healthcheck] disable_by_file_path`: while this file exists `/healthcheck` answers
     /// 503 `DISABLED BY FILE`, so a load balancer drains the node.
@@ -293,20 +294,21 @@ impl ApiConfig {
                     parse_u32_in(0, 86_400),
                 )?
                 .unwrap_or(30),
-            client_keep_alive: if ini
-                .parse("DEFAULT", "http_keepalive", parse_bool)?
-                .unwrap_or(true)
-            {
-                let secs = ini
+            client_keep_alive: KeepAlive {
+                enabled: ini
+                    .parse("DEFAULT", "http_keepalive", parse_bool)?
+                    .unwrap_or(true),
+                idle: match ini
                     .parse(
                         "DEFAULT",
                         "client_socket_timeout",
                         parse_u32_in(0, u32::MAX),
                     )?
-                    .unwrap_or(900);
-                KeepAlive::Idle((secs > 0).then(|| Duration::from_secs(secs.into())))
-            } else {
-                KeepAlive::Off
+                    .unwrap_or(900)
+                {
+                    0 => None,
+                    secs => Some(Duration::from_secs(secs.into())),
+                },
             },
             healthcheck_disable_file: match ini.get("healthcheck", "disable_by_file_path") {
                 Some("") => None,
@@ -360,21 +362,40 @@ mod tests {
         assert!(c.disk_formats.contains(&"qcow2".to_string()));
         assert_eq!(
             c.client_keep_alive,
-            KeepAlive::Idle(Some(Duration::from_secs(900)))
+            KeepAlive {
+                enabled: true,
+                idle: Some(Duration::from_secs(900))
+            }
         );
     }
 
     #[test]
     fn client_connections_follow_glances_keepalive_options() {
         let c = cfg("[DEFAULT]\nclient_socket_timeout = 30\n").unwrap();
+        let thirty = Some(Duration::from_secs(30));
         assert_eq!(
             c.client_keep_alive,
-            KeepAlive::Idle(Some(Duration::from_secs(30)))
+            KeepAlive {
+                enabled: true,
+                idle: thirty
+            }
         );
         let c = cfg("[DEFAULT]\nclient_socket_timeout = 0\n").unwrap();
-        assert_eq!(c.client_keep_alive, KeepAlive::Idle(None));
+        assert_eq!(
+            c.client_keep_alive,
+            KeepAlive {
+                enabled: true,
+                idle: None
+            }
+        );
         let c = cfg("[DEFAULT]\nhttp_keepalive = False\nclient_socket_timeout = 30\n").unwrap();
-        assert_eq!(c.client_keep_alive, KeepAlive::Off);
+        assert_eq!(
+            c.client_keep_alive,
+            KeepAlive {
+                enabled: false,
+                idle: thirty
+            }
+        );
         assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
         let err = cfg("[DEFAULT]\nclient_socket_timeout = -1\n")
             .unwrap_err()

@@ -38,15 +38,17 @@ use actix_http::{ConnectionType, HttpMessage as _, Payload, Request, Response, S
 /// How long a client has to send a whole request head (actix-web's default).
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether and how long a connection is kept open between requests.
+/// Whether a connection is kept open between requests, and how long it waits for one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeepAlive {
-    /// Every response closes its connection (`http_keepalive = false`).
-    Off,
-    /// An idle connection is closed after this long; `None` waits as long as the client does
-    /// (`client_socket_timeout = 0`).
-    Idle(Option<Duration>),
+pub struct KeepAlive {
+    /// Whether a response may leave its connection open (`http_keepalive`); when not, every
+    /// response closes its connection.
+    pub enabled: bool,
+    /// How long a connection waits for the first byte of a request, its first included;
+    /// `None` waits as long as the client does (`client_socket_timeout = 0`).
+    pub idle: Option<Duration>,
 }
+
 /// How much of an unread request body is read and thrown away after the response, so that
 /// the client sees the response rather than a reset; past this the connection is closed.
 const DRAIN_LIMIT_BYTES: usize = 16 << 20;
@@ -89,11 +91,8 @@ where
             let (app, shutdown) = (app.clone(), shutdown.clone());
             fn_factory(move || {
                 let setup = ConnSetup {
-                    config: service_config(local_addr, keep_alive),
-                    idle: match keep_alive {
-                        KeepAlive::Off => None,
-                        KeepAlive::Idle(idle) => idle,
-                    },
+                    config: service_config(local_addr, keep_alive.enabled),
+                    idle: keep_alive.idle,
                     local_addr,
                     shutdown: shutdown.clone(),
                 };
@@ -121,10 +120,11 @@ where
 /// The HTTP settings of the connections of one listener. actix-http's keep-alive setting
 /// decides only whether a response may leave its connection open; the idle wait is ours
 /// ([`ConnSetup::idle`]).
-pub fn service_config(local_addr: SocketAddr, keep_alive: KeepAlive) -> ServiceConfig {
-    let ka = match keep_alive {
-        KeepAlive::Off => actix_http::KeepAlive::Disabled,
-        KeepAlive::Idle(_) => actix_http::KeepAlive::Os,
+pub fn service_config(local_addr: SocketAddr, keep_alive: bool) -> ServiceConfig {
+    let ka = if keep_alive {
+        actix_http::KeepAlive::Os
+    } else {
+        actix_http::KeepAlive::Disabled
     };
     actix_http::ServiceConfigBuilder::new()
         .keep_alive(ka)
@@ -137,7 +137,7 @@ pub fn service_config(local_addr: SocketAddr, keep_alive: KeepAlive) -> ServiceC
 #[derive(Clone)]
 pub struct ConnSetup {
     pub config: ServiceConfig,
-    /// How long an idle connection waits for its next request; `None`: as long as it takes.
+    /// How long a connection waits for a request's first byte; `None`: as long as it takes.
     pub idle: Option<Duration>,
     pub local_addr: SocketAddr,
     /// Fires when the server starts a graceful shutdown: idle connections close at once and
@@ -622,11 +622,18 @@ mod tests {
     }
 
     async fn start() -> TestServer {
-        start_with(KeepAlive::Idle(Some(TEST_IDLE))).await
+        start_with(kept(Some(TEST_IDLE))).await
     }
 
     /// How long the test server keeps an idle connection (actix-web's default).
     const TEST_IDLE: Duration = Duration::from_secs(5);
+
+    fn kept(idle: Option<Duration>) -> KeepAlive {
+        KeepAlive {
+            enabled: true,
+            idle,
+        }
+    }
 
     async fn start_with(keep_alive: KeepAlive) -> TestServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -918,7 +925,7 @@ mod tests {
 
     #[actix_web::test]
     async fn an_idle_connection_is_closed_after_the_configured_time() {
-        let srv = start_with(KeepAlive::Idle(Some(Duration::from_secs(1)))).await;
+        let srv = start_with(kept(Some(Duration::from_secs(1)))).await;
         let mut s = TcpStream::connect(srv.addr).await.expect("connect");
         let head = one_request(&mut s).await;
         assert!(!head.contains("connection: close"), "{head}");
@@ -935,7 +942,7 @@ mod tests {
 
     #[actix_web::test]
     async fn without_an_idle_limit_a_connection_waits_for_its_client() {
-        let srv = start_with(KeepAlive::Idle(None)).await;
+        let srv = start_with(kept(None)).await;
         let mut s = TcpStream::connect(srv.addr).await.expect("connect");
         one_request(&mut s).await;
         // Longer than actix-web's own default (5 s), which used to close it.
@@ -947,7 +954,11 @@ mod tests {
 
     #[actix_web::test]
     async fn with_keep_alive_off_every_response_closes_its_connection() {
-        let srv = start_with(KeepAlive::Off).await;
+        let srv = start_with(KeepAlive {
+            enabled: false,
+            idle: Some(Duration::from_secs(1)),
+        })
+        .await;
         let started = std::time::Instant::now();
         // The client asks to keep the connection; the server says close and closes.
         let raw = exchange(srv.addr, b"GET /host HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -961,8 +972,27 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn with_keep_alive_off_a_silent_connection_is_still_closed_after_the_idle_time() {
+        let srv = start_with(KeepAlive {
+            enabled: false,
+            idle: Some(Duration::from_secs(1)),
+        })
+        .await;
+        let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+        let started = std::time::Instant::now();
+        let rest = read_to_close(&mut s).await;
+        assert!(rest.is_empty(), "{rest:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
     async fn a_head_begun_after_a_long_idle_still_has_its_own_deadline() {
-        let srv = start_with(KeepAlive::Idle(None)).await;
+        let srv = start_with(kept(None)).await;
         let mut s = TcpStream::connect(srv.addr).await.expect("connect");
         s.write_all(b"GET /host HTTP/1.1\r\nHo")
             .await
