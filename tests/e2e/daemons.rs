@@ -552,23 +552,9 @@ fn a_malformed_policy_file_stops_start_up_naming_the_rule() -> Result<()> {
     Ok(())
 }
 
-/// Sends `GET /healthcheck` on `conn` (keep-alive) and reads its whole answer; the head.
-async fn healthcheck_on(conn: &mut tokio::net::TcpStream) -> Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    conn.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: api\r\n\r\n")
-        .await?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut buf).await?;
-        anyhow::ensure!(n > 0, "glance-api closed the connection");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got).to_lowercase();
-        // `/healthcheck` answers `OK` with its length.
-        if text.ends_with("\r\n\r\nok") {
-            return Ok(text);
-        }
-    }
+/// A `GET /healthcheck` sent on `conn`: the whole answer, lower-cased.
+async fn healthcheck_lower(conn: &mut tokio::net::TcpStream) -> Result<String> {
+    Ok(crate::cloud::healthcheck_on(conn).await?.to_lowercase())
 }
 
 /// Waits up to `limit` for the server to close `conn`; how long that took, `None` if it did not.
@@ -626,10 +612,10 @@ async fn client_connections_follow_http_keepalive_and_client_socket_timeout() ->
 
     // Glance's default (900 s): an idle connection outlives HAProxy's and most clients' own
     // idle limits, here 7 s (actix-web's 5 s used to close it first).
-    let head = healthcheck_on(&mut by_default).await?;
+    let head = healthcheck_lower(&mut by_default).await?;
     assert!(!head.contains("connection: close"), "{head}");
     // `client_socket_timeout = 2`: closed after about 2 s idle.
-    healthcheck_on(&mut with_short).await?;
+    healthcheck_lower(&mut with_short).await?;
     let waited = closed_within(&mut with_short, Duration::from_secs(6))
         .await?
         .context("client_socket_timeout = 2 did not close the idle connection")?;
@@ -638,11 +624,11 @@ async fn client_connections_follow_http_keepalive_and_client_socket_timeout() ->
         "closed after {waited:?}"
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let head = healthcheck_on(&mut by_default).await?;
+    let head = healthcheck_lower(&mut by_default).await?;
     assert!(head.starts_with("http/1.1 200"), "{head}");
 
     // `http_keepalive = False`: the answer says close, and the connection is closed.
-    let head = healthcheck_on(&mut with_off).await?;
+    let head = healthcheck_lower(&mut with_off).await?;
     assert!(head.contains("connection: close"), "{head}");
     let waited = closed_within(&mut with_off, Duration::from_secs(2)).await?;
     assert!(

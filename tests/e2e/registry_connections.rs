@@ -6,35 +6,14 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cloud::healthcheck_on;
 use crate::harness::TestRegistry;
 
-/// Sends one `GET /healthcheck` on `conn` and reads its whole answer; the status line.
+/// The status line of a `GET /healthcheck` sent on `conn`.
 async fn healthcheck(conn: &mut tokio::net::TcpStream) -> Result<String> {
-    conn.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: registry\r\n\r\n")
-        .await?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = conn.read(&mut buf).await?;
-        anyhow::ensure!(n > 0, "the registry closed the connection");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                return Ok(text.lines().next().unwrap_or_default().to_string());
-            }
-        }
-    }
+    let answer = healthcheck_on(conn).await?;
+    Ok(answer.lines().next().unwrap_or_default().to_string())
 }
 
 #[actix_web::test]

@@ -635,6 +635,13 @@ mod tests {
         }
     }
 
+    fn closing(idle: Option<Duration>) -> KeepAlive {
+        KeepAlive {
+            enabled: false,
+            idle,
+        }
+    }
+
     async fn start_with(keep_alive: KeepAlive) -> TestServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -954,11 +961,7 @@ mod tests {
 
     #[actix_web::test]
     async fn with_keep_alive_off_every_response_closes_its_connection() {
-        let srv = start_with(KeepAlive {
-            enabled: false,
-            idle: Some(Duration::from_secs(1)),
-        })
-        .await;
+        let srv = start_with(closing(Some(Duration::from_secs(1)))).await;
         let started = std::time::Instant::now();
         // The client asks to keep the connection; the server says close and closes.
         let raw = exchange(srv.addr, b"GET /host HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -973,11 +976,7 @@ mod tests {
 
     #[actix_web::test]
     async fn with_keep_alive_off_a_silent_connection_is_still_closed_after_the_idle_time() {
-        let srv = start_with(KeepAlive {
-            enabled: false,
-            idle: Some(Duration::from_secs(1)),
-        })
-        .await;
+        let srv = start_with(closing(Some(Duration::from_secs(1)))).await;
         let mut s = TcpStream::connect(srv.addr).await.expect("connect");
         let started = std::time::Instant::now();
         let rest = read_to_close(&mut s).await;
