@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{
     ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, TRANSFER_ENCODING,
 };
-use actix_web::middleware::{Logger, Next, from_fn};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpResponse, error, web};
 use glance_store::Stores;
 
@@ -303,7 +303,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
 }
 
 /// Serves glance-api on an already-bound listener until it is stopped. Connections are driven
-/// by [`crate::http1`], which writes response bodies without copying them first.
+/// by [`crate::http1`], which sends file-store downloads with `sendfile(2)`.
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let workers = state.config.workers;
     // SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
@@ -321,12 +321,8 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
                 .wrap(from_fn(error_format))
                 .wrap(from_fn(version_prefix))
                 .wrap(from_fn(request_id))
-                // Access log (outermost, so it sees the request id the response carries): request
-                // id, client, request line, status, bytes, duration.
-                .wrap(
-                    Logger::new("%{x-openstack-request-id}o %a \"%r\" %s %b %Dms")
-                        .log_target("glance_api::access"),
-                )
+                // Access log (outermost, so it sees the request id the response carries).
+                .wrap(from_fn(crate::access_log::log))
                 .configure(move |cfg| configure(cfg, state))
         },
     )

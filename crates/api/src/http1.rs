@@ -1,24 +1,29 @@
 //! glance-api's HTTP/1.1 connections.
 //!
 //! actix-web's own connection handler copies every body chunk into its write buffer before it
-//! reaches the socket, so a download cost three copies in glance-api (the store's `pread`,
-//! that copy, the socket write). This module drives each connection itself, with actix-http's
-//! HTTP/1 codec for parsing and framing and the same actix `App` for everything above it
-//! (routing, middleware, handlers); a body of known length is written from its chunks as they
-//! are (small ones gathered first), which leaves two copies. Measured on the benchmark host
-//! over loopback, that beat `sendfile(2)` from the page cache, which is slower there than
-//! reading and writing (docs/benchmarks.md, seventh round).
+//! reaches the socket, so a download from the file store cost three copies in glance-api
+//! (`pread`, that copy, the socket write) where a `sendfile` costs none. This module drives each
+//! connection itself, with actix-http's HTTP/1 codec for parsing and framing and the same actix
+//! `App` for everything above it (routing, middleware, handlers). It differs from actix-web's
+//! handler in two ways:
+//!
+//! - a response that carries a [`SendFile`] extension (a download from the file store) has its
+//!   body sent with `sendfile(2)` straight from the page cache to the socket;
+//! - a body of known length is written from the chunks themselves, not copied into a buffer
+//!   first.
 //!
 //! Requests on a connection are served one after the other; a pipelined request waits in the
 //! read buffer. The request head must arrive within [`REQUEST_HEAD_TIMEOUT`] (actix-web's
 //! default) and heads over actix-http's limit get 431. Between requests a connection is kept
 //! as [`KeepAlive`] says: Glance's `http_keepalive` and `client_socket_timeout`.
 
+use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -28,7 +33,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HOST, HeaderValue};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 
 use actix_http::error::{ParseError, PayloadError};
@@ -56,8 +61,25 @@ const DRAIN_LIMIT_BYTES: usize = 16 << 20;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Below this, body chunks are gathered in the write buffer; from it on, written as they are.
 const DIRECT_WRITE_BYTES: usize = 16 << 10;
+/// Most bytes one `sendfile` call is asked for.
+const SENDFILE_STEP_BYTES: usize = 1 << 30;
+/// How long a sending thread waits for a full socket to take bytes before it gives the
+/// thread back and waits on the event loop instead: a slow client holds no thread.
+const SENDFILE_STALL: Duration = Duration::from_millis(100);
 /// Request body chunks waiting for the handler, per connection.
 const BODY_QUEUE_CHUNKS: usize = 4;
+
+/// A file region a response's body is made of. A handler that sets it must also give the
+/// response a body of exactly `length` bytes with the same content, used where the region
+/// cannot be sent directly (and by actix's test harness).
+#[derive(Clone, Debug)]
+pub struct SendFile {
+    pub file: Arc<std::fs::File>,
+    pub offset: u64,
+    pub length: u64,
+    /// Bytes sent so far, for the access log.
+    pub sent: Rc<Cell<u64>>,
+}
 
 /// Serves the app that `app` builds (once per worker) on `listener` with `workers` workers;
 /// on SIGTERM/SIGINT or `stop(true)`, in-flight requests get up to `drain_secs` to finish.
@@ -402,22 +424,74 @@ impl Conn {
         Ok((Response::from(res), state))
     }
 
-    /// Writes a response: its head, then its body as written chunks or chunked.
+    /// Writes a response: its head, then its body by `sendfile`, as written chunks, or chunked.
     async fn respond(
         &mut self,
         res: Response<actix_web::body::BoxBody>,
         is_head: bool,
     ) -> Result<(), ConnError> {
-        let (head, body) = res.into_parts();
+        let (mut head, body) = res.into_parts();
+        let sendfile = head.extensions_mut().remove::<SendFile>();
         let size = body.size();
         self.codec.encode_head(head, size, &mut self.wbuf)?;
         if is_head || matches!(size, BodySize::None | BodySize::Sized(0)) {
             return self.flush().await;
         }
-        match size {
-            BodySize::Sized(n) => self.write_sized(body, n).await,
+        match (size, sendfile) {
+            (BodySize::Sized(n), Some(region)) if region.length == n => {
+                // The body is not read, but lives until the file is sent: middleware that
+                // wraps it (the access log) sees the response end when it is dropped.
+                self.flush().await?;
+                let sent = self.send_file(&region).await;
+                drop(body);
+                sent
+            }
+            (BodySize::Sized(n), _) => self.write_sized(body, n).await,
             _ => self.write_chunked(body).await,
         }
+    }
+
+    /// Sends a file region with `sendfile(2)`, waiting for the socket whenever it is full.
+    async fn send_file(&mut self, region: &SendFile) -> Result<(), ConnError> {
+        use std::os::fd::AsFd as _;
+        let mut offset = region.offset;
+        let end = region.offset + region.length;
+        while offset < end {
+            self.io.writable().await?;
+            // One attempt on the event loop first: when the socket is still full (a client
+            // that stalled the sending thread), tokio learns it and the next wait is real.
+            let at = offset;
+            match self.io.try_io(Interest::WRITABLE, || {
+                let step = usize::try_from(end - offset)
+                    .map_or(SENDFILE_STEP_BYTES, |n| n.min(SENDFILE_STEP_BYTES));
+                rustix::fs::sendfile(&self.io, &*region.file, Some(&mut offset), step)
+                    .map_err(io::Error::from)
+            }) {
+                Ok(0) => {
+                    return Err(ConnError::Body(format!(
+                        "the image file ends at byte {offset}, before byte {end}"
+                    )));
+                }
+                Ok(_) => region.sent.set(region.sent.get() + (offset - at)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if offset >= end {
+                break;
+            }
+            // The rest from a blocking thread, on a second descriptor of the socket.
+            let sock = self.io.as_fd().try_clone_to_owned()?;
+            let file = Arc::clone(&region.file);
+            let from = offset;
+            let (at, sent) =
+                tokio::task::spawn_blocking(move || send_blocking(&sock, &file, from, end))
+                    .await
+                    .map_err(|e| io::Error::other(format!("the sendfile thread failed: {e}")))?;
+            region.sent.set(region.sent.get() + (at - offset));
+            offset = at;
+            sent?;
+        }
+        Ok(())
     }
 
     /// Writes a body of known length: small chunks gathered, large ones written as they are.
@@ -552,47 +626,106 @@ impl CodecExt for Codec {
     }
 }
 
+/// Sends `[offset, end)` of `file` on `sock` with `sendfile(2)` from a blocking thread,
+/// sleeping in `poll(2)` whenever the socket is full, as a blocking server would. Returns
+/// where it got to, with `Ok` also when the client took nothing for [`SENDFILE_STALL`]: the
+/// caller then waits for the socket without holding the thread, and calls again.
+fn send_blocking(
+    sock: &std::os::fd::OwnedFd,
+    file: &std::fs::File,
+    mut offset: u64,
+    end: u64,
+) -> (u64, io::Result<()>) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    use rustix::io::Errno;
+    let stall = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(SENDFILE_STALL.subsec_nanos()),
+    };
+    while offset < end {
+        let step = usize::try_from(end - offset)
+            .map_or(SENDFILE_STEP_BYTES, |n| n.min(SENDFILE_STEP_BYTES));
+        match rustix::fs::sendfile(sock, file, Some(&mut offset), step) {
+            Ok(0) => {
+                let e = io::Error::other(format!(
+                    "the image file ends at byte {offset}, before byte {end}"
+                ));
+                return (offset, Err(e));
+            }
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                let mut fds = [PollFd::new(sock, PollFlags::OUT)];
+                match rustix::event::poll(&mut fds, Some(&stall)) {
+                    Ok(0) => return (offset, Ok(())),
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return (offset, Err(e.into())),
+                }
+            }
+            Err(e) => return (offset, Err(e.into())),
+        }
+    }
+    (offset, Ok(()))
+}
+
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use actix_web::body::SizedStream;
     use actix_web::{App, HttpRequest, HttpResponse, web};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
 
-    const FILE_BYTES: usize = 300_000;
+    const FILE_BYTES: usize = 12 << 20;
 
     fn file_bytes() -> Vec<u8> {
         (0..FILE_BYTES).map(|i| (i * 7 % 251) as u8).collect()
     }
 
+    /// A body that fails if it is ever read.
+    fn unreadable(
+        len: u64,
+    ) -> SizedStream<impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>>> {
+        SizedStream::new(
+            len,
+            futures_util::stream::once(async {
+                Err(actix_web::error::ErrorInternalServerError(
+                    "the body of a sendfile response was read",
+                ))
+            }),
+        )
+    }
+
     #[derive(serde::Deserialize)]
     struct Region {
-        off: usize,
-        len: usize,
+        off: u64,
+        len: u64,
     }
 
-    /// `len` bytes of the test pattern from `off`, in chunks of mixed sizes (large ones are
-    /// written as they are, small ones gathered), with a declared length.
-    async fn region(q: web::Query<Region>) -> HttpResponse {
-        let data = Bytes::from(file_bytes()).slice(q.off..q.off + q.len);
-        let mut chunks = Vec::new();
-        let mut at = 0;
-        for step in [100, 70_000, 3, 20_000, 1].iter().cycle() {
-            if at == data.len() {
-                break;
-            }
-            let end = (at + step).min(data.len());
-            chunks.push(Ok::<_, actix_web::Error>(data.slice(at..end)));
-            at = end;
-        }
-        HttpResponse::Ok().body(SizedStream::new(
-            q.len as u64,
-            futures_util::stream::iter(chunks),
-        ))
+    async fn region(file: web::Data<Arc<std::fs::File>>, q: web::Query<Region>) -> HttpResponse {
+        let mut res = HttpResponse::Ok();
+        res.extensions_mut().insert(SendFile {
+            file: Arc::clone(&file),
+            offset: q.off,
+            length: q.len,
+            sent: Rc::default(),
+        });
+        res.body(unreadable(q.len))
     }
 
-    /// A body that ends 990 bytes before its declared length.
+    /// A sendfile extension whose length is not the body's: the body is sent instead.
+    async fn mismatch(file: web::Data<Arc<std::fs::File>>) -> HttpResponse {
+        let mut res = HttpResponse::Ok();
+        res.extensions_mut().insert(SendFile {
+            file: Arc::clone(&file),
+            offset: 0,
+            length: 10,
+            sent: Rc::default(),
+        });
+        res.body("from the body")
+    }
+
     async fn short() -> HttpResponse {
         HttpResponse::Ok().body(SizedStream::new(
             1000,
@@ -619,6 +752,7 @@ mod tests {
     struct TestServer {
         addr: SocketAddr,
         handle: actix_server::ServerHandle,
+        _dir: tempfile::TempDir,
     }
 
     async fn start() -> TestServer {
@@ -643,11 +777,19 @@ mod tests {
     }
 
     async fn start_with(keep_alive: KeepAlive) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("image");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&file_bytes()))
+            .expect("write the test file");
+        let file = Arc::new(std::fs::File::open(&path).expect("open the test file"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = serve(listener, "http1-test", 1, 5, keep_alive, move || {
             App::new()
+                .app_data(web::Data::new(file.clone()))
                 .route("/region", web::route().to(region))
+                .route("/mismatch", web::get().to(mismatch))
                 .route("/short", web::get().to(short))
                 .route("/echo", web::post().to(echo))
                 .route("/host", web::get().to(host))
@@ -660,7 +802,11 @@ mod tests {
         .expect("serve");
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        TestServer { addr, handle }
+        TestServer {
+            addr,
+            handle,
+            _dir: dir,
+        }
     }
 
     /// Sends `request` on a new connection and reads until the server closes it.
@@ -745,7 +891,7 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_body_of_known_length_arrives_whole_whatever_its_chunks() {
+    async fn a_file_region_is_sent_without_reading_the_body() {
         let srv = start().await;
         let raw = exchange(
             srv.addr,
@@ -756,7 +902,17 @@ mod tests {
         assert_eq!(res.len(), 1, "{res:?}");
         assert_eq!(res[0].status, 200);
         assert_eq!(res[0].header("content-length"), Some("250000"));
+        // The body stream fails when read, so these bytes can only have come from the file.
         assert!(res[0].body == file_bytes()[1000..251_000], "wrong bytes");
+        // A region whose length is not the body's is ignored: the body is sent.
+        let res = parse_all(
+            &exchange(
+                srv.addr,
+                b"GET /mismatch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        );
+        assert_eq!(res[0].body, b"from the body");
         // HEAD answers the head only.
         let res = exchange(
             srv.addr,
@@ -787,11 +943,57 @@ mod tests {
         let res = parse_all(
             &exchange(
                 srv.addr,
-                b"GET /host HTTP/1.1\r\nHost: y\r\nConnection: close\r\n\r\n",
+                b"GET /region?off=0&len=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             )
             .await,
         );
-        assert_eq!(res[0].body, b"y");
+        assert_eq!(res[0].body, file_bytes()[..10]);
+        srv.handle.stop(false).await;
+    }
+
+    /// A client that stops reading for longer than a sending thread waits: the thread is
+    /// given back, the send resumes when the client reads again, and every byte arrives in
+    /// order. A client that goes away mid-file costs the server nothing further: the next
+    /// connection is served.
+    #[actix_web::test]
+    async fn a_file_region_survives_a_stalled_reader_and_a_vanished_one() {
+        let srv = start().await;
+        let len = FILE_BYTES - 7;
+        let request =
+            format!("GET /region?off=7&len={len} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let mut s = sock.connect(srv.addr).await.expect("connect");
+        s.write_all(request.as_bytes()).await.expect("send");
+        let mut first = vec![0u8; 4096];
+        let n = s.read(&mut first).await.expect("read");
+        first.truncate(n);
+        // Longer than SENDFILE_STALL, twice, with the server's socket full.
+        for _ in 0..2 {
+            tokio::time::sleep(SENDFILE_STALL * 3).await;
+            let mut more = vec![0u8; 64 << 10];
+            let n = s.read(&mut more).await.expect("read");
+            first.extend_from_slice(&more[..n]);
+        }
+        first.extend(read_to_close(&mut s).await);
+        let res = parse_all(&first);
+        assert_eq!(res.len(), 1);
+        assert_eq!(res[0].status, 200);
+        assert!(res[0].body == file_bytes()[7..], "wrong bytes after stalls");
+
+        let mut gone = TcpStream::connect(srv.addr).await.expect("connect");
+        gone.write_all(request.as_bytes()).await.expect("send");
+        let mut some = vec![0u8; 1024];
+        let _ = gone.read(&mut some).await.expect("read");
+        drop(gone);
+        let res = parse_all(
+            &exchange(
+                srv.addr,
+                b"GET /region?off=0&len=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        );
+        assert_eq!(res[0].body, file_bytes()[..10]);
         srv.handle.stop(false).await;
     }
 

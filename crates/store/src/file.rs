@@ -15,7 +15,7 @@ use futures_util::Stream;
 use crate::config::FileConfig;
 use crate::hashing::HashAlgo;
 use crate::pipeline::{self, WriteLimits, Written};
-use crate::{ByteRange, Fetched, StoreError};
+use crate::{ByteRange, Fetched, FileRegion, StoreError};
 
 /// Suffix of temporary files; the cleaner only ever looks at names ending in it.
 const PARTIAL_SUFFIX: &str = ".partial";
@@ -55,12 +55,13 @@ impl ChunkReader {
         }))
     }
 
+    /// The chunks of `[from, to)`; the first read starts when the stream is first polled, so
+    /// a stream that is never polled reads nothing.
     fn stream(self, from: u64, to: u64) -> crate::ByteStream {
-        let first = self.read(from, to);
         Box::pin(futures_util::stream::try_unfold(
-            (self, from, first),
-            move |(reader, at, pending)| async move {
-                let Some(pending) = pending else {
+            (self, from, None),
+            move |(reader, at, pending): (Self, u64, Option<ChunkRead>)| async move {
+                let Some(pending) = pending.or_else(|| reader.read(at, to)) else {
                     return Ok(None);
                 };
                 let io = |e| StoreError::Io {
@@ -311,8 +312,14 @@ impl FileStore {
             .map_err(|e| StoreError::io(&path, e))?
             .len();
         let (offset, length) = crate::resolve_range(range, size)?;
+        let file = std::sync::Arc::new(file.into_std().await);
+        let region = FileRegion {
+            file: file.clone(),
+            offset,
+            length,
+        };
         let reader = ChunkReader {
-            file: std::sync::Arc::new(file.into_std().await),
+            file,
             shown: path.display().to_string(),
             chunk: self.cfg.chunk_size.max(MIN_READ_CHUNK),
             buffers: crate::buffers::Pool::new(SPARE_BUFFERS),
@@ -322,6 +329,7 @@ impl FileStore {
             offset,
             length: Some(length),
             stream: reader.stream(offset, offset + length),
+            file: Some(region),
         })
     }
 

@@ -286,6 +286,7 @@ impl HttpStore {
                     offset: r.offset,
                     length: len,
                     stream: Box::pin(body),
+                    file: None,
                 })
             }
             (_, None) => Ok(Fetched {
@@ -293,6 +294,7 @@ impl HttpStore {
                 offset: 0,
                 length: total,
                 stream: Box::pin(body),
+                file: None,
             }),
             // The server sent everything: skip and cut here.
             (_, Some(r)) => {
@@ -305,6 +307,7 @@ impl HttpStore {
                     offset,
                     length: total.map(|_| length),
                     stream: crate::slice_stream(Box::pin(body), offset, length),
+                    file: None,
                 })
             }
         }

@@ -48,8 +48,22 @@ pub struct Fetched {
     pub offset: u64,
     /// How many bytes the stream carries, when known.
     pub length: Option<u64>,
-    /// The bytes.
+    /// The bytes. Nothing is read until it is first polled.
     pub stream: ByteStream,
+    /// Where the same bytes lie in a local file, for a caller that can send them from there
+    /// without reading them (`sendfile`); `None` for remote stores.
+    pub file: Option<FileRegion>,
+}
+
+/// The bytes of a [`Fetched`] as a region of an open file.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    /// The image file, open for reading.
+    pub file: std::sync::Arc<std::fs::File>,
+    /// Where the bytes start in it.
+    pub offset: u64,
+    /// How many bytes.
+    pub length: u64,
 }
 
 impl std::fmt::Debug for Fetched {
@@ -58,6 +72,7 @@ impl std::fmt::Debug for Fetched {
             .field("total_size", &self.total_size)
             .field("offset", &self.offset)
             .field("length", &self.length)
+            .field("file", &self.file)
             .finish_non_exhaustive()
     }
 }

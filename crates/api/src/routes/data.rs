@@ -435,6 +435,16 @@ pub async fn download_image_data(
                 {
                     res.insert_header(("content-md5", md5));
                 }
+                // From a local file whose region is exactly the body, glance-api's connection
+                // handler sends it with sendfile(2) instead of reading the stream.
+                if let Some(region) = fetched.file.filter(|r| r.length == len) {
+                    res.extensions_mut().insert(crate::http1::SendFile {
+                        file: region.file,
+                        offset: region.offset,
+                        length: region.length,
+                        sent: std::rc::Rc::default(),
+                    });
+                }
                 return Ok(res.body(SizedStream::new(len, fetched.stream)));
             }
             Err(e) => {
