@@ -251,3 +251,64 @@ async fn answers_come_from_the_cache_until_a_counter_moves_or_the_entry_ages() -
     }
     Ok(())
 }
+
+/// A create fills the cache with the image as the database holds it: the show that follows
+/// needs no read of the image (a change behind the back goes unseen), and gives what a
+/// registry reading the tables gives. Any later change moves the counter as usual.
+#[actix_web::test]
+async fn a_created_image_is_cached_as_the_database_holds_it() -> Result<()> {
+    for b in backends() {
+        let r = TestRegistry::start(b).await?;
+        // Until the counters have been read once, a create has none to file its entry under.
+        let first = r.create("p", json!({"name": "first"})).await?;
+        let first_id = first["id"].as_str().unwrap_or_default().to_string();
+        rename_behind_the_back(&r, &first_id, "first-behind")?;
+        assert_eq!(
+            show(&r, &first_id, "p").await?.1["name"],
+            "first-behind",
+            "{b}: no counters read yet, so nothing was cached"
+        );
+
+        let img = r
+            .create(
+                "p",
+                json!({"name": "new", "disk_format": "raw", "container_format": "bare",
+                       "min_disk": 1, "tags": ["b", "a", "b"],
+                       "properties": {"os_distro": "cirros", "empty": ""}}),
+            )
+            .await?;
+        let id = img["id"].as_str().unwrap_or_default().to_string();
+        rename_behind_the_back(&r, &id, "behind")?;
+        let (status, cached) = show(&r, &id, "p").await?;
+        assert_eq!(status, 200, "{b}");
+        assert_eq!(
+            cached["name"], "new",
+            "{b}: the show was answered from the create"
+        );
+
+        let off = r.beside(config(0, Duration::from_secs(60))).await?;
+        let (status, mut read) = show(&off, &id, "p").await?;
+        assert_eq!(status, 200, "{b}");
+        assert_eq!(read["name"], "behind", "{b}");
+        read["name"] = json!("new");
+        assert_eq!(
+            cached, read,
+            "{b}: the cached image is the one in the tables"
+        );
+        off.stop().await;
+
+        // A change through the registry moves the counter: the next show reads the tables.
+        expect(
+            r.req(Method::PATCH, &format!("/v1/images/{id}"), "p", "member")
+                .json(&json!({"min_ram": 8})),
+            200,
+            "update",
+        )
+        .await?;
+        let (_, after) = show(&r, &id, "p").await?;
+        assert_eq!(after["name"], "behind", "{b}");
+        assert_eq!(after["min_ram"], 8, "{b}");
+        r.stop().await;
+    }
+    Ok(())
+}

@@ -108,6 +108,12 @@ impl Freshness {
         }
     }
 
+    /// The counters of the last read to finish, without waiting for or starting one; `None`
+    /// before the first, or when it failed.
+    pub fn latest(&self) -> Option<Arc<Generations>> {
+        self.published.borrow().generations.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Reads> {
         self.state
             .lock()
@@ -274,6 +280,19 @@ impl RecordCache {
         self.put(generations, image.id, |generation| {
             Record::new(generation, image.owner.clone(), image.visibility, json)
         });
+    }
+
+    /// Keeps the JSON of an image this registry has just created, so that the reads that
+    /// usually follow a create (a client's show, glance-api's read before an upload or a
+    /// delete) need not go to the database. No read of the counters is made for it: those
+    /// of the last read to finish will do, because that read started before the image's
+    /// INSERT, and any change to the image comes after the INSERT and so moves its counter
+    /// past them. A write to another image of the same stripe in between only makes the
+    /// entry miss.
+    pub fn keep_created(&self, image: &Image, json: bytes::Bytes) {
+        if let Some(generations) = self.fresh.latest() {
+            self.keep(&generations, image, json);
+        }
     }
 
     /// Keeps the record `make` builds from the image's stripe counter in `generations`.

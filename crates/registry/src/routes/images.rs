@@ -62,9 +62,18 @@ pub async fn create_image(
         .db
         .write(move |c| images::insert(c, &ctx, body.into_inner()))
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("location", format!("/v1/images/{}", image.id)))
-        .json(image))
+    let location = ("location", format!("/v1/images/{}", image.id));
+    match (&state.cache, serde_json::to_vec(&image)) {
+        (Some(cache), Ok(json)) => {
+            let json = bytes::Bytes::from(json);
+            cache.keep_created(&image, json.clone());
+            Ok(HttpResponse::Created()
+                .insert_header(location)
+                .content_type(actix_web::http::header::ContentType::json())
+                .body(json))
+        }
+        _ => Ok(HttpResponse::Created().insert_header(location).json(image)),
+    }
 }
 
 /// `GET /v1/images/{id}`
