@@ -810,6 +810,18 @@ mod tests {
     }
 
     /// Sends `request` on a new connection and reads until the server closes it.
+    /// The server still answers a new connection with the right bytes.
+    async fn assert_still_serves(addr: SocketAddr) {
+        let res = parse_all(
+            &exchange(
+                addr,
+                b"GET /region?off=0&len=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        );
+        assert_eq!(res[0].body, file_bytes()[..10]);
+    }
+
     async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
         let mut s = TcpStream::connect(addr).await.expect("connect");
         s.write_all(request).await.expect("send");
@@ -940,14 +952,7 @@ mod tests {
         assert!(text.contains("content-length: 1000"), "{text}");
         assert!(text.ends_with("\r\n\r\n0123456789"), "{text:?}");
         // The server goes on serving.
-        let res = parse_all(
-            &exchange(
-                srv.addr,
-                b"GET /region?off=0&len=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await,
-        );
-        assert_eq!(res[0].body, file_bytes()[..10]);
+        assert_still_serves(srv.addr).await;
         srv.handle.stop(false).await;
     }
 
@@ -986,14 +991,7 @@ mod tests {
         let mut some = vec![0u8; 1024];
         let _ = gone.read(&mut some).await.expect("read");
         drop(gone);
-        let res = parse_all(
-            &exchange(
-                srv.addr,
-                b"GET /region?off=0&len=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await,
-        );
-        assert_eq!(res[0].body, file_bytes()[..10]);
+        assert_still_serves(srv.addr).await;
         srv.handle.stop(false).await;
     }
 
