@@ -163,6 +163,53 @@ async fn lease_lifecycle() -> Result<()> {
             .send()
             .await?;
         expect_error(res, 410, "lease").await?;
+
+        // An update that moves the image out of `saving` takes the lease away too, so a
+        // later delete has none to drop.
+        let img = r
+            .create(
+                "p",
+                json!({"disk_format": "raw", "container_format": "bare"}),
+            )
+            .await?;
+        let id = img["id"].as_str().unwrap();
+        let lease = start(&r, id, 30).await?;
+        let res = r
+            .req(Method::PATCH, &format!("/v1/images/{id}"), "p", "member")
+            .json(&json!({"status": "killed"}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}: saving -> killed");
+        let res = r
+            .req(
+                Method::PUT,
+                &format!("/v1/images/{id}/upload"),
+                "p",
+                "member",
+            )
+            .json(&json!({"token": lease["token"], "ttl_secs": 60}))
+            .send()
+            .await?;
+        expect_error(res, 410, "lease").await?;
+        assert_eq!(
+            r.req(Method::DELETE, &format!("/v1/images/{id}"), "p", "member")
+                .send()
+                .await?
+                .status(),
+            200
+        );
+        // Completed, aborted, deleted while saving, killed: no lease is left.
+        use diesel::RunQueryDsl as _;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = r.db.conn()?;
+        let left = diesel::sql_query("SELECT COUNT(*) AS n FROM glance_upload_leases")
+            .get_result::<N>(&mut conn)?
+            .n;
+        assert_eq!(left, 0, "{b}: leases left behind");
         r.stop().await;
     }
     Ok(())

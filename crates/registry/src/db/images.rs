@@ -346,6 +346,10 @@ pub fn update(
         diesel::update(images::table.filter(images::id.eq(&row.id)))
             .set(&changes)
             .execute(conn)?;
+        if current == ImageStatus::Saving && upd.status.is_some_and(|to| to != current) {
+            // The upload's lease goes with the status it guarded (see `leases`).
+            super::leases::drop_for_image(conn, &row.id)?;
+        }
         set_properties(conn, &row.id, &upd.set_properties, now)?;
         remove_properties(conn, &row.id, &upd.remove_properties, now)?;
         if let Some(new_tags) = &upd.tags {
@@ -477,7 +481,12 @@ pub fn soft_delete(
 ) -> Result<Image, RegistryError> {
     let image = super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
-        let image = with_children(conn, id, row)?;
+        let mut found = Children::default();
+        children(conn, std::slice::from_ref(&row.id), &mut found, true)?;
+        let has_members = !found.shared_with.is_empty();
+        let image = build(vec![row], found)?
+            .pop()
+            .ok_or_else(|| RegistryError::not_found(format!("No image found with ID {id}")))?;
         if image.protected {
             return Err(RegistryError::rule(
                 ErrorKind::Forbidden,
@@ -511,9 +520,9 @@ pub fn soft_delete(
         };
         let location = [gone[0], gone[1], gone[2], ("status", Val::Text(loc_status))];
         let live = [("image_id", Val::Text(&sid)), ("deleted", Val::Bool(false))];
-        // Every writer of an image's properties, tags and locations holds the image's row
-        // lock, as this transaction does: the ones just read are all there are, and a child
-        // table the image has no live rows in needs no statement.
+        // Every writer of an image's properties, tags, locations and members holds the
+        // image's row lock, as this transaction does: the ones just read are all there are,
+        // and a child table the image has no live rows in needs no statement.
         let statements = [
             Some(FixedUpdate {
                 table: "images",
@@ -530,9 +539,7 @@ pub fn soft_delete(
                 set: &gone,
                 filter: &live,
             }),
-            // Members are not read here; their writers hold the lock too, but only the
-            // statement knows whether there are any.
-            Some(FixedUpdate {
+            has_members.then_some(FixedUpdate {
                 table: "image_members",
                 set: &gone,
                 filter: &live,
@@ -546,7 +553,11 @@ pub fn soft_delete(
         for statement in statements.into_iter().flatten() {
             on_backend!(&mut *conn, |c, _B| { statement.execute(c)? });
         }
-        super::leases::drop_for_image(conn, &sid)?;
+        // Only an upload holds a lease, and only while the image is `saving`: every way out
+        // of `saving` drops it (see `leases`).
+        if image.status == ImageStatus::Saving {
+            super::leases::drop_for_image(conn, &sid)?;
+        }
         Ok(Image {
             status: to,
             deleted: true,
@@ -666,8 +677,13 @@ pub fn hydrate(conn: &mut DbConnection, rows: Vec<ImageRow>) -> Result<Vec<Image
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut found = Children::default();
     for chunk in ids.chunks(ANY_OF_CHUNK) {
-        children(conn, chunk, &mut found)?;
+        children(conn, chunk, &mut found, false)?;
     }
+    build(rows, found)
+}
+
+/// The images of rows with the children found for them, in the rows' order.
+fn build(rows: Vec<ImageRow>, mut found: Children) -> Result<Vec<Image>, RegistryError> {
     rows.into_iter()
         .map(|r| {
             let tags = found.tags.remove(&r.id).unwrap_or_default();
@@ -688,22 +704,27 @@ struct Children {
     tags: HashMap<String, BTreeSet<String>>,
     /// Locations, in no particular order.
     locs: HashMap<String, Vec<Location>>,
+    /// Images with live members (filled only when [`children`] is asked for them).
+    shared_with: BTreeSet<String>,
 }
 
 /// Reads the live properties, tags and locations of at most [`ANY_OF_CHUNK`] images into
 /// `out` with one statement: the three child queries joined by `UNION ALL`, each row
 /// marked with its table. On a server database every statement is a round trip (a show had
 /// five: the pool's check, the row and one per child table), so this saves two per show
-/// and per list page.
+/// and per list page. With `members`, a fourth part says which of the images have live
+/// members (a delete then needs no statement for an image that has none).
 fn children(
     conn: &mut DbConnection,
     ids: &[String],
     out: &mut Children,
+    members: bool,
 ) -> Result<(), RegistryError> {
-    use super::{IntConst, NullText, UnionAll3};
+    use super::{IntConst, NullText, UnionAll2, UnionAll3};
     const PROPERTY: i32 = 0;
     const TAG: i32 = 1;
     const LOCATION: i32 = 2;
+    const MEMBER: i32 = 3;
     // (table, image id, row id, name | tag | url, value | metadata, location status)
     type ChildRow = (i32, String, i32, String, Option<String>, Option<String>);
     let rows: Vec<ChildRow> = on_backend!(&mut *conn, |c, B| {
@@ -745,7 +766,22 @@ fn children(
             ))
             .filter(any_of!(B, image_locations, image_locations::image_id, ids))
             .filter(image_locations::deleted.eq(false));
-        UnionAll3(props, tags, locs).load(c)?
+        if members {
+            let members = image_members::table
+                .select((
+                    IntConst::<MEMBER>,
+                    image_members::image_id,
+                    image_members::id,
+                    image_members::member,
+                    NullText,
+                    NullText,
+                ))
+                .filter(any_of!(B, image_members, image_members::image_id, ids))
+                .filter(image_members::deleted.eq(false));
+            UnionAll3(props, tags, UnionAll2(locs, members)).load(c)?
+        } else {
+            UnionAll3(props, tags, locs).load(c)?
+        }
     });
     for (table, image_id, id, text, value, status) in rows {
         match table {
@@ -770,6 +806,9 @@ fn children(
                     .entry(row.image_id.clone())
                     .or_default()
                     .push(row.into_location());
+            }
+            MEMBER => {
+                out.shared_with.insert(image_id);
             }
             other => {
                 return Err(RegistryError::Migration(format!(

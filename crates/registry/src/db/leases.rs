@@ -1,6 +1,11 @@
 //! Upload leases (`glance_upload_leases`, our table, not Glance's): the node uploading an
 //! image holds a lease it renews; an image whose lease ran out is found and returned to
 //! `queued`, so a crashed glance-api never leaves an image stuck in `saving`.
+//!
+//! A lease exists only while its image is `saving`: it is taken with the move into
+//! `saving`, and every move out drops it in the same transaction (completion, abort,
+//! recovery, an update of the status, a delete). So a delete of an image in any other
+//! status has no lease to drop, and sends no statement for it.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;

@@ -251,6 +251,37 @@ where
 
 impl<A, B, C, Conn> diesel::RunQueryDsl<Conn> for UnionAll3<A, B, C> {}
 
+/// `a UNION ALL b`, flat as [`UnionAll3`]; as the last part of one, it makes a flat union
+/// of four.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+pub struct UnionAll2<A, B>(pub A, pub B);
+
+impl<A, B> diesel::query_builder::Query for UnionAll2<A, B>
+where
+    A: diesel::query_builder::Query,
+    B: diesel::query_builder::Query<SqlType = A::SqlType>,
+{
+    type SqlType = A::SqlType;
+}
+
+impl<A, B, DB> diesel::query_builder::QueryFragment<DB> for UnionAll2<A, B>
+where
+    DB: diesel::backend::Backend,
+    A: diesel::query_builder::QueryFragment<DB>,
+    B: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(" UNION ALL ");
+        self.1.walk_ast(out.reborrow())
+    }
+}
+
+impl<A, B, Conn> diesel::RunQueryDsl<Conn> for UnionAll2<A, B> {}
+
 /// One value in a [`FixedUpdate`]: a bound text, flag or time, or another column.
 #[derive(Debug, Clone, Copy)]
 pub enum Val<'a> {
