@@ -6,7 +6,7 @@
 //! trivial actix-web handler's request rate. Needs no unsafe: sendfile comes from rustix.
 
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,8 +89,9 @@ pub fn hashing_and_write(path: &Path, data: &RandomData, total: u64, direct: boo
     Ok(total as f64 / t.elapsed().as_secs_f64() / 1e6)
 }
 
-/// A minimal HTTP/1.1 server answering every request with the whole of one file, sent
-/// with sendfile(2) from the page cache.
+/// A minimal HTTP/1.1 server sending files with sendfile(2) from the page cache: the whole
+/// of one file for every request, or (serving a directory) the file named by the request
+/// path's last segment. `Range: bytes=N-` gets the bytes from N on, as a 206.
 pub struct SendfileServer {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -98,7 +99,7 @@ pub struct SendfileServer {
 }
 
 impl SendfileServer {
-    /// Listens on a loopback port and serves `path`.
+    /// Listens on a loopback port and serves `path`, a file or a directory of files.
     pub fn start(path: PathBuf) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
@@ -130,30 +131,68 @@ impl Drop for SendfileServer {
     }
 }
 
-fn serve_conn(mut sock: TcpStream, path: &Path) -> std::io::Result<()> {
+/// The file a request path names under `root`, and where a `Range: bytes=N-` starts.
+struct Wanted {
+    file: PathBuf,
+    from: Option<u64>,
+}
+
+fn read_head(reader: &mut impl BufRead, root: &Path) -> std::io::Result<Option<Wanted>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let target = line.split_whitespace().nth(1).unwrap_or("/");
+    let name = target.rsplit('/').next().unwrap_or_default();
+    let file = if root.is_dir() && !name.is_empty() && name != "." && name != ".." {
+        root.join(name)
+    } else {
+        root.to_path_buf()
+    };
+    let mut from = None;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("range")
+        {
+            from = v
+                .trim()
+                .strip_prefix("bytes=")
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|n| n.parse().ok());
+        }
+    }
+    Ok(Some(Wanted { file, from }))
+}
+
+fn serve_conn(mut sock: TcpStream, root: &Path) -> std::io::Result<()> {
     sock.set_nodelay(true)?;
     let mut reader = BufReader::new(sock.try_clone()?);
-    let mut line = String::new();
-    loop {
-        // Skip the request head; every request gets the file.
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" || line == "\n" {
-                break;
-            }
+    while let Some(wanted) = read_head(&mut reader, root)? {
+        let file = File::open(&wanted.file)?;
+        let size = file.metadata()?.len();
+        let mut off = wanted.from.unwrap_or(0).min(size);
+        let len = size - off;
+        match wanted.from {
+            Some(_) => write!(
+                sock,
+                "HTTP/1.1 206 Partial Content\r\ncontent-type: application/octet-stream\r\n\
+                 content-range: bytes {off}-{}/{size}\r\ncontent-length: {len}\r\n\r\n",
+                size.saturating_sub(1)
+            )?,
+            None => write!(
+                sock,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {len}\r\n\r\n"
+            )?,
         }
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        write!(
-            sock,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {len}\r\n\r\n"
-        )?;
-        let mut off = 0u64;
-        while off < len {
-            let want = usize::try_from(len - off)
+        while off < size {
+            let want = usize::try_from(size - off)
                 .unwrap_or(usize::MAX)
                 .min(1 << 30);
             let n = rustix::fs::sendfile(&sock, &file, Some(&mut off), want)
@@ -163,6 +202,7 @@ fn serve_conn(mut sock: TcpStream, path: &Path) -> std::io::Result<()> {
             }
         }
     }
+    Ok(())
 }
 
 /// An actix-web server (as many workers as the daemons use) whose one route answers `ok`.

@@ -72,6 +72,13 @@ pub struct Cloud {
     dir: tempfile::TempDir,
 }
 
+impl Cloud {
+    /// The file store's directory: an image's data is the file named by its id.
+    pub fn images_dir(&self) -> PathBuf {
+        self.dir.path().join("images")
+    }
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -250,6 +250,7 @@ async fn main() -> Result<()> {
             backend: "endpoint",
             target: &target,
             procs: &cpu::Procs::with_client(Vec::new(), None),
+            store: None,
         };
         scenarios::run_all(&on, &[], &data, &ceils, &mut rows).await?;
     } else if plan.transfer || plan.read || plan.crud {
@@ -269,6 +270,7 @@ async fn main() -> Result<()> {
                 backend: db.label(),
                 target: &cloud.api,
                 procs: &cpu::Procs::with_client(accounted(&cloud, &db), Some(&workdir)),
+                store: Some(cloud.images_dir()),
             };
             let r = scenarios::run_all(&on, &cloud.daemons, &data, &ceils, &mut rows).await;
             if let Err(e) = r {

@@ -69,12 +69,14 @@ const DISTROS: [&str; 10] = [
 ];
 
 /// What every section runs against: the plan, the backend's name in the report, the
-/// glance-api to load, and the processes and disk whose use is counted.
+/// glance-api to load, the processes and disk whose use is counted, and the file store's
+/// directory when it is on this machine.
 pub struct On<'a> {
     pub plan: &'a Plan,
     pub backend: &'a str,
     pub target: &'a Target,
     pub procs: &'a Procs,
+    pub store: Option<std::path::PathBuf>,
 }
 
 /// Every selected section against `target`; `daemons` are sampled for RSS (empty for a
@@ -132,6 +134,7 @@ async fn transfers(
         backend,
         target,
         procs,
+        ..
     } = *on;
     let largest = plan.sizes.iter().copied().max().unwrap_or(0);
     let mut client = Client::new(target);
@@ -189,11 +192,27 @@ async fn transfers(
         // One unmeasured pass so the image is in the page cache ("warm"): the file store
         // writes past the cache (O_DIRECT), so an upload no longer leaves it there.
         transfer::download(&mut client, &path, None, size).await?;
+        // The ceiling of these downloads, measured beside them: the same bytes of the same
+        // file, sent by a bare sendfile server, one transfer next to each of glance-api's
+        // (in alternating order), so that a host whose speed drifts over the run moves both.
+        let beside = match &on.store {
+            Some(dir) if dir.join(&id).is_file() => {
+                Some(crate::ceilings::SendfileServer::start(dir.clone())?)
+            }
+            _ => None,
+        };
+        let mut beside_client = beside.as_ref().map(|s| Client::new(&Target::local(s.addr)));
         for (name, from) in [("download", None), ("Range second half", Some(size / 2))] {
             let want = size - from.unwrap_or(0);
             let mut v = Vec::new();
+            let mut ceil_v = Vec::new();
             let mut cpu = Vec::new();
             for run in 0..plan.runs {
+                let ceiling_first = run % 2 == 0;
+                if let (true, Some(c)) = (ceiling_first, beside_client.as_mut()) {
+                    let d = transfer::download(c, &format!("/{id}"), from, want).await?;
+                    ceil_v.push(transfer::mb_per_s(want, d));
+                }
                 let sampler = sample.then(|| RssSampler::start(pids.clone()));
                 let cpu_start = procs.sample();
                 let d = transfer::download(&mut client, &path, from, want).await?;
@@ -208,10 +227,45 @@ async fn transfers(
                     }
                 }
                 let mbs = transfer::mb_per_s(want, d);
-                eprintln!("[{backend}] {name} {label} run {}: {mbs:.0} MB/s", run + 1);
+                if let (false, Some(c)) = (ceiling_first, beside_client.as_mut()) {
+                    let d = transfer::download(c, &format!("/{id}"), from, want).await?;
+                    ceil_v.push(transfer::mb_per_s(want, d));
+                }
+                match ceil_v.last() {
+                    Some(c) => eprintln!(
+                        "[{backend}] {name} {label} run {}: {mbs:.0} MB/s (sendfile beside it: {c:.0} MB/s)",
+                        run + 1
+                    ),
+                    None => eprintln!("[{backend}] {name} {label} run {}: {mbs:.0} MB/s", run + 1),
+                }
                 v.push(mbs);
             }
-            let sf = ceils.sendfile.clone();
+            let up_front = ceils.sendfile.clone();
+            let mut note = String::new();
+            let sf = if ceil_v.is_empty() {
+                up_front
+            } else {
+                let beside_median = median(&ceil_v);
+                note = format!(
+                    "sendfile beside it: {} MB/s ({} runs, {}–{})",
+                    num(beside_median),
+                    ceil_v.len(),
+                    num(ceil_v.iter().copied().fold(f64::INFINITY, f64::min)),
+                    num(ceil_v.iter().copied().fold(0.0, f64::max)),
+                );
+                if let Some(u) = &up_front {
+                    note.push_str(&format!(
+                        "; {:.0}% of the up-front {}",
+                        100.0 * median(&v) / u.value,
+                        u.name
+                    ));
+                }
+                Some(Ceiling {
+                    name: format!("sendfile beside {}", num(beside_median)),
+                    value: beside_median,
+                    per_unit: 1.0,
+                })
+            };
             let met = sf.as_ref().map(|c| median(&v) >= 0.9 * c.value);
             rows.push(Row {
                 figure: format!("{name} {label}, warm"),
@@ -221,11 +275,14 @@ async fn transfers(
                 ceiling: sf,
                 target: "≥ 90% of sendfile".into(),
                 met,
+                note,
                 cpu,
                 cpu_unit: "MB",
                 ..Row::default()
             });
         }
+        drop(beside_client);
+        drop(beside);
         load::delete_image(&mut client, &id).await?;
     }
     for (d, ws) in daemons.iter().zip(&windows) {
@@ -405,6 +462,7 @@ async fn rate_row(
         backend,
         target,
         procs,
+        ..
     } = *on;
     let mut row = Row {
         figure: figure.into(),
