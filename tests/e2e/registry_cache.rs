@@ -328,9 +328,8 @@ fn counter(r: &TestRegistry, stripe: usize) -> Result<Option<i64>> {
     Ok(rows.first().map(|g| g.generation))
 }
 
-/// A delete moves its image's stripe counter by exactly one (on MariaDB in the same
-/// statement as the row's update), and still deletes where the stripe has no counter row
-/// (a database changed by hand): the row is then updated alone.
+/// A delete moves its image's stripe counter by exactly one, and still deletes where the
+/// stripe has no counter row (a database changed by hand).
 #[actix_web::test]
 async fn a_delete_moves_its_counter_once_and_works_without_one() -> Result<()> {
     use glance_registry::db::generations::stripe;

@@ -479,7 +479,7 @@ pub fn soft_delete(
     id: &ImageId,
     delayed: bool,
 ) -> Result<Image, RegistryError> {
-    let image = super::transaction(conn, |conn| {
+    let image = super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         let mut found = Children::default();
         children(conn, std::slice::from_ref(&row.id), &mut found, true)?;
@@ -524,6 +524,11 @@ pub fn soft_delete(
         // image's row lock, as this transaction does: the ones just read are all there are,
         // and a child table the image has no live rows in needs no statement.
         let statements = [
+            Some(FixedUpdate {
+                table: "images",
+                set: &row,
+                filter: &[("id", Val::Text(&sid))],
+            }),
             (!image.properties.is_empty()).then_some(FixedUpdate {
                 table: "image_properties",
                 set: &gone,
@@ -553,14 +558,6 @@ pub fn soft_delete(
         if image.status == ImageStatus::Saving {
             super::leases::drop_for_image(conn, &sid)?;
         }
-        // The row last, with the change counter (`changing`'s bump) in the same statement
-        // where the database allows it.
-        let image_row = FixedUpdate {
-            table: "images",
-            set: &row,
-            filter: &[("id", Val::Text(&sid))],
-        };
-        super::generations::update_and_bump(conn, id, &image_row)?;
         Ok(Image {
             status: to,
             deleted: true,

@@ -320,75 +320,13 @@ impl diesel::query_builder::QueryId for FixedUpdate<'_> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-/// A column, written `table`.`column` when `table` is given (a statement over two tables).
-pub(crate) fn push_column<DB: diesel::backend::Backend>(
-    out: &mut diesel::query_builder::AstPass<'_, '_, DB>,
-    table: Option<&str>,
-    column: &str,
-) -> diesel::QueryResult<()> {
-    if let Some(t) = table {
-        out.push_identifier(t)?;
-        out.push_sql(".");
-    }
-    out.push_identifier(column)
-}
-
-/// `column = value` for each pair, after its separator; columns named by the value are of
-/// the same table.
-pub(crate) fn push_pairs<'b, DB>(
-    out: &mut diesel::query_builder::AstPass<'_, 'b, DB>,
-    table: Option<&'static str>,
-    pairs: impl Iterator<Item = (&'static str, &'b (&'static str, Val<'b>))>,
-) -> diesel::QueryResult<()>
+impl<DB> diesel::query_builder::QueryFragment<DB> for FixedUpdate<'_>
 where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Integer>,
-    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
-    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
-    chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
-{
-    for (separator, (column, value)) in pairs {
-        out.push_sql(separator);
-        push_column(out, table, column)?;
-        out.push_sql(" = ");
-        match value {
-            Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v)?,
-            Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v)?,
-            Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v)?,
-            Val::Column(c) => push_column(out, table, c)?,
-            Val::Int(v) => out.push_bind_param::<diesel::sql_types::Integer, i32>(v)?,
-            Val::Incremented(c) => {
-                push_column(out, table, c)?;
-                out.push_sql(" + 1");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The separators of a statement's `SET` list and of its `WHERE` conjunction.
-pub(crate) fn separated<'b, T>(
-    items: &'b [T],
-    first: &'static str,
-    rest: &'static str,
-) -> impl Iterator<Item = (&'static str, &'b T)> {
-    items
-        .iter()
-        .enumerate()
-        .map(move |(i, p)| (if i == 0 { first } else { rest }, p))
-}
-
-impl<'a, DB> diesel::query_builder::QueryFragment<DB> for FixedUpdate<'a>
-where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Integer>,
+    DB: diesel::backend::Backend,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Integer>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
     i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
     bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
@@ -400,9 +338,33 @@ where
     ) -> diesel::QueryResult<()> {
         out.push_sql("UPDATE ");
         out.push_identifier(self.table)?;
-        let set = separated(self.set, " SET ", ", ");
-        let filter = separated(self.filter, " WHERE ", " AND ");
-        push_pairs(&mut out, None, set.chain(filter))
+        let set = self
+            .set
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (if i == 0 { " SET " } else { ", " }, p));
+        let filter = self
+            .filter
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (if i == 0 { " WHERE " } else { " AND " }, p));
+        for (separator, (column, value)) in set.chain(filter) {
+            out.push_sql(separator);
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            match value {
+                Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v)?,
+                Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v)?,
+                Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v)?,
+                Val::Column(c) => out.push_identifier(c)?,
+                Val::Int(v) => out.push_bind_param::<diesel::sql_types::Integer, i32>(v)?,
+                Val::Incremented(c) => {
+                    out.push_identifier(c)?;
+                    out.push_sql(" + 1");
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -541,8 +503,7 @@ pub fn transaction<T>(
 /// Runs `f`, a change to the image `id` (its row, properties, tags, locations, members or
 /// status), in a [`transaction`] that also bumps the image's change counter as its last
 /// statement (see [`generations`]): every change a record cache could hold stale must go
-/// through here, or end in [`generations::update_and_bump`] inside a [`transaction`]. A new
-/// image needs none (nothing can have cached it).
+/// through here. A new image needs none (nothing can have cached it).
 pub fn changing<T>(
     conn: &mut DbConnection,
     id: &glance_model::ImageId,
