@@ -203,6 +203,18 @@ impl TestRegistry {
 }
 
 /// Asserts an error response: status, JSON body with a message containing `needle`.
+/// The `n` column (a BIGINT) of the first row `sql` returns; `None` when it returns none.
+pub fn first_n(conn: &mut DbConnection, sql: &str) -> Result<Option<i64>> {
+    use diesel::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows = diesel::sql_query(sql).load::<N>(conn)?;
+    Ok(rows.first().map(|r| r.n))
+}
+
 pub async fn expect_error(res: reqwest::Response, status: u16, needle: &str) -> Result<Value> {
     let got = res.status().as_u16();
     let ct = res

@@ -12,7 +12,7 @@ use glance_registry::cache::CacheOptions;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{TestRegistry, backends};
+use crate::harness::{TestRegistry, backends, first_n};
 
 fn config(max_bytes: usize, max_age: Duration) -> RegistryConfig {
     RegistryConfig {
@@ -315,17 +315,10 @@ async fn a_created_image_is_cached_as_the_database_holds_it() -> Result<()> {
 
 /// The counter of one stripe, or `None` when the stripe has no row.
 fn counter(r: &TestRegistry, stripe: usize) -> Result<Option<i64>> {
-    use diesel::RunQueryDsl as _;
-    #[derive(diesel::QueryableByName)]
-    struct G {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        generation: i64,
-    }
-    let rows = diesel::sql_query(format!(
-        "SELECT generation FROM glance_record_generations WHERE stripe = {stripe}"
-    ))
-    .load::<G>(&mut r.db.conn()?)?;
-    Ok(rows.first().map(|g| g.generation))
+    first_n(
+        &mut r.db.conn()?,
+        &format!("SELECT generation AS n FROM glance_record_generations WHERE stripe = {stripe}"),
+    )
 }
 
 /// A delete moves its image's stripe counter by exactly one, and still deletes where the
@@ -362,19 +355,14 @@ async fn a_delete_moves_its_counter_once_and_works_without_one() -> Result<()> {
             "{b}: the counter moves once"
         );
         assert_eq!(counter(&r, stripe(&uncounted))?, None, "{b}");
-        use diesel::RunQueryDsl as _;
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let deleted = diesel::sql_query(format!(
-            "SELECT COUNT(*) AS n FROM images WHERE id IN ('{counted}', '{uncounted}') \
-             AND deleted = true AND status = 'deleted' AND deleted_at IS NOT NULL"
-        ))
-        .get_result::<N>(&mut r.db.conn()?)?
-        .n;
-        assert_eq!(deleted, 2, "{b}: both rows deleted");
+        let deleted = first_n(
+            &mut r.db.conn()?,
+            &format!(
+                "SELECT COUNT(*) AS n FROM images WHERE id IN ('{counted}', '{uncounted}') \
+                 AND deleted = true AND status = 'deleted' AND deleted_at IS NOT NULL"
+            ),
+        )?;
+        assert_eq!(deleted, Some(2), "{b}: both rows deleted");
         r.stop().await;
     }
     Ok(())

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{TestRegistry, backends, expect_error};
+use crate::harness::{TestRegistry, backends, expect_error, first_n};
 
 async fn start(r: &TestRegistry, id: &str, ttl: u32) -> Result<Value> {
     let res = r
@@ -22,6 +22,22 @@ async fn start(r: &TestRegistry, id: &str, ttl: u32) -> Result<Value> {
         .await?;
     anyhow::ensure!(res.status() == 201, "start upload -> {}", res.status());
     Ok(res.json().await?)
+}
+
+/// A new raw/bare image with an upload started on it (lease TTL 30 s): its id and lease.
+async fn uploading(r: &TestRegistry) -> Result<(String, Value)> {
+    let img = r
+        .create(
+            "p",
+            json!({"disk_format": "raw", "container_format": "bare"}),
+        )
+        .await?;
+    let id = img["id"]
+        .as_str()
+        .context("created image has no id")?
+        .to_string();
+    let lease = start(r, &id, 30).await?;
+    Ok((id, lease))
 }
 
 #[actix_web::test]
@@ -41,14 +57,8 @@ async fn lease_lifecycle() -> Result<()> {
             .await?;
         expect_error(res, 400, "disk_format and container_format").await?;
 
-        let img = r
-            .create(
-                "p",
-                json!({"disk_format": "raw", "container_format": "bare"}),
-            )
-            .await?;
-        let id = img["id"].as_str().unwrap();
-        let lease = start(&r, id, 30).await?;
+        let (id, lease) = uploading(&r).await?;
+        let id = id.as_str();
         let token = lease["token"].as_str().unwrap();
         let res = r
             .req(
@@ -112,14 +122,8 @@ async fn lease_lifecycle() -> Result<()> {
         expect_error(res, 410, "lease").await?;
 
         // Abort returns the image to queued with sizes cleared.
-        let img = r
-            .create(
-                "p",
-                json!({"disk_format": "raw", "container_format": "bare"}),
-            )
-            .await?;
-        let id = img["id"].as_str().unwrap();
-        let lease = start(&r, id, 30).await?;
+        let (id, lease) = uploading(&r).await?;
+        let id = id.as_str();
         let res = r
             .req(
                 Method::POST,
@@ -135,14 +139,8 @@ async fn lease_lifecycle() -> Result<()> {
         assert_eq!(back["size"], Value::Null);
 
         // Deleting during an upload takes the lease away: completion is refused as gone.
-        let img = r
-            .create(
-                "p",
-                json!({"disk_format": "raw", "container_format": "bare"}),
-            )
-            .await?;
-        let id = img["id"].as_str().unwrap();
-        let lease = start(&r, id, 30).await?;
+        let (id, lease) = uploading(&r).await?;
+        let id = id.as_str();
         assert_eq!(
             r.req(Method::DELETE, &format!("/v1/images/{id}"), "p", "member")
                 .send()
@@ -166,14 +164,8 @@ async fn lease_lifecycle() -> Result<()> {
 
         // An update that moves the image out of `saving` takes the lease away too, so a
         // later delete has none to drop.
-        let img = r
-            .create(
-                "p",
-                json!({"disk_format": "raw", "container_format": "bare"}),
-            )
-            .await?;
-        let id = img["id"].as_str().unwrap();
-        let lease = start(&r, id, 30).await?;
+        let (id, lease) = uploading(&r).await?;
+        let id = id.as_str();
         let res = r
             .req(Method::PATCH, &format!("/v1/images/{id}"), "p", "member")
             .json(&json!({"status": "killed"}))
@@ -199,17 +191,11 @@ async fn lease_lifecycle() -> Result<()> {
             200
         );
         // Completed, aborted, deleted while saving, killed: no lease is left.
-        use diesel::RunQueryDsl as _;
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = r.db.conn()?;
-        let left = diesel::sql_query("SELECT COUNT(*) AS n FROM glance_upload_leases")
-            .get_result::<N>(&mut conn)?
-            .n;
-        assert_eq!(left, 0, "{b}: leases left behind");
+        let left = first_n(
+            &mut r.db.conn()?,
+            "SELECT COUNT(*) AS n FROM glance_upload_leases",
+        )?;
+        assert_eq!(left, Some(0), "{b}: leases left behind");
         r.stop().await;
     }
     Ok(())

@@ -720,7 +720,7 @@ fn children(
     out: &mut Children,
     members: bool,
 ) -> Result<(), RegistryError> {
-    use super::{IntConst, NullText, UnionAll2, UnionAll3};
+    use super::{IntConst, NullText, UnionAll};
     const PROPERTY: i32 = 0;
     const TAG: i32 = 1;
     const LOCATION: i32 = 2;
@@ -778,9 +778,9 @@ fn children(
                 ))
                 .filter(any_of!(B, image_members, image_members::image_id, ids))
                 .filter(image_members::deleted.eq(false));
-            UnionAll3(props, tags, UnionAll2(locs, members)).load(c)?
+            UnionAll(props, UnionAll(tags, UnionAll(locs, members))).load(c)?
         } else {
-            UnionAll3(props, tags, locs).load(c)?
+            UnionAll(props, UnionAll(tags, locs)).load(c)?
         }
     });
     for (table, image_id, id, text, value, status) in rows {

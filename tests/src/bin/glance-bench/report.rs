@@ -86,11 +86,11 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn min(v: &[f64]) -> f64 {
+pub fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-fn max(v: &[f64]) -> f64 {
+pub fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 

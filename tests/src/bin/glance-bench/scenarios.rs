@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use crate::cpu::Procs;
 use crate::daemons::{Daemon, RssSampler, RssWindow, proc_status_kib};
 use crate::load::{self, Client, Op, Target};
-use crate::report::{Ceiling, CpuRun, Row, median, num};
+use crate::report::{Ceiling, CpuRun, Row, max, median, min, num};
 use crate::size_label;
 use crate::transfer::{self, RandomData};
 
@@ -250,8 +250,8 @@ async fn transfers(
                     "sendfile beside it: {} MB/s ({} runs, {}–{})",
                     num(beside_median),
                     ceil_v.len(),
-                    num(ceil_v.iter().copied().fold(f64::INFINITY, f64::min)),
-                    num(ceil_v.iter().copied().fold(0.0, f64::max)),
+                    num(min(&ceil_v)),
+                    num(max(&ceil_v)),
                 );
                 if let Some(u) = &up_front {
                     note.push_str(&format!(
