@@ -367,3 +367,122 @@ async fn a_delete_moves_its_counter_once_and_works_without_one() -> Result<()> {
     }
     Ok(())
 }
+
+/// Live rows of `table` (a child table) for one image.
+fn live_children(r: &TestRegistry, table: &str, id: &str) -> Result<Option<i64>> {
+    first_n(
+        &mut r.db.conn()?,
+        &format!("SELECT COUNT(*) AS n FROM {table} WHERE image_id = '{id}' AND deleted = false"),
+    )
+}
+
+/// Whether the image's row is marked deleted, with status `deleted` and a `deleted_at`.
+fn row_deleted(r: &TestRegistry, id: &str) -> Result<bool> {
+    let n = first_n(
+        &mut r.db.conn()?,
+        &format!(
+            "SELECT COUNT(*) AS n FROM images WHERE id = '{id}' AND deleted = true \
+             AND status = 'deleted' AND deleted_at IS NOT NULL"
+        ),
+    )?;
+    Ok(n == Some(1))
+}
+
+/// A delete of an image the registry holds in its cache is made from that record, without
+/// reading the image again, only while nothing has changed the image since: anything
+/// another registry changed is deleted with it, and what the database says about protection
+/// still stops it. A rename made behind the back (no counter moves) shows which copy the
+/// answer came from.
+#[actix_web::test]
+async fn a_delete_from_the_cache_is_checked_against_the_database() -> Result<()> {
+    for b in backends() {
+        let a = TestRegistry::start(b).await?;
+        let other = a
+            .beside(config(16 << 20, Duration::from_secs(3600)))
+            .await?;
+        // A first read of the counters, which a create files its entry under.
+        let warm = a.create("p", json!({"name": "warm"})).await?;
+        show(&a, warm["id"].as_str().unwrap_or_default(), "p").await?;
+
+        // Unchanged since it was created, with and without properties and tags: deleted
+        // from the record (the answer has the name it was created with), children included.
+        for body in [
+            json!({"name": "before"}),
+            json!({"name": "before", "tags": ["t1", "t2"],
+                   "properties": {"os_distro": "cirros", "k": "v"}}),
+        ] {
+            let id = a.create("p", body).await?["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            rename_behind_the_back(&a, &id, "behind")?;
+            let path = format!("/v1/images/{id}");
+            let gone = expect(a.req(Method::DELETE, &path, "p", "member"), 200, "delete").await?;
+            assert_eq!(
+                (gone["name"].clone(), gone["status"].clone()),
+                (json!("before"), json!("deleted")),
+                "{b}: answered from the cached record: {gone}"
+            );
+            assert!(row_deleted(&a, &id)?, "{b}");
+            for table in ["image_properties", "image_tags"] {
+                assert_eq!(live_children(&a, table, &id)?, Some(0), "{b}: {table}");
+            }
+            assert_eq!(show(&a, &id, "p").await?.0, 404, "{b}");
+            assert_eq!(show(&other, &id, "p").await?.0, 404, "{b}");
+        }
+
+        // Changed through the other registry after it was cached here: a property, a tag
+        // and a member it was created without are deleted with it.
+        let id = a
+            .create("p", json!({"name": "shared", "visibility": "shared"}))
+            .await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let path = format!("/v1/images/{id}");
+        expect(
+            other
+                .req(Method::PATCH, &path, "p", "member")
+                .json(&json!({"set_properties": {"k": "v"}})),
+            200,
+            "set property",
+        )
+        .await?;
+        expect(
+            other.req(Method::PUT, &format!("{path}/tags/t"), "p", "member"),
+            204,
+            "add tag",
+        )
+        .await?;
+        expect(
+            other
+                .req(Method::POST, &format!("{path}/members"), "p", "member")
+                .json(&json!({"member": "q"})),
+            200,
+            "add member",
+        )
+        .await?;
+        let gone = expect(a.req(Method::DELETE, &path, "p", "member"), 200, "delete").await?;
+        assert_eq!(gone["properties"], json!({"k": "v"}), "{b}: {gone}");
+        assert!(row_deleted(&a, &id)?, "{b}");
+        for table in ["image_properties", "image_tags", "image_members"] {
+            assert_eq!(live_children(&a, table, &id)?, Some(0), "{b}: {table}");
+        }
+
+        // Protected behind the back: the delete is refused and the image stays.
+        let id = a.create("p", json!({"name": "kept"})).await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        a.db.conn()?.batch_execute(&format!(
+            "UPDATE images SET protected = true WHERE id = '{id}'"
+        ))?;
+        let path = format!("/v1/images/{id}");
+        expect(a.req(Method::DELETE, &path, "p", "member"), 403, "delete").await?;
+        assert!(!row_deleted(&a, &id)?, "{b}");
+        assert_eq!(show(&other, &id, "p").await?.0, 200, "{b}");
+        other.stop().await;
+        a.stop().await;
+    }
+    Ok(())
+}

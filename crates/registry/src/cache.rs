@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::db::Database;
 use crate::db::generations::{self, Generations};
+use crate::db::images::Cached;
 
 /// One read of the counters, numbered in the order they started.
 #[derive(Debug, Clone)]
@@ -149,23 +150,22 @@ pub struct Record {
     loaded: Instant,
     owner: Option<String>,
     visibility: Visibility,
+    /// Whether the image is known to have no members (it was cached as this registry
+    /// created it); members are not cached.
+    no_members: bool,
     /// The image as JSON.
     pub json: bytes::Bytes,
 }
 
 impl Record {
     /// A record of an image loaded when its stripe's counter read `generation`.
-    fn new(
-        generation: i64,
-        owner: Option<String>,
-        visibility: Visibility,
-        json: bytes::Bytes,
-    ) -> Self {
+    fn new(generation: i64, image: &Image, no_members: bool, json: bytes::Bytes) -> Self {
         Self {
             generation,
             loaded: Instant::now(),
-            owner,
-            visibility,
+            owner: image.owner.clone(),
+            visibility: image.visibility,
+            no_members,
             json,
         }
     }
@@ -278,7 +278,7 @@ impl RecordCache {
     /// Keeps the JSON of an image loaded after `generations` were read.
     pub fn keep(&self, generations: &Generations, image: &Image, json: bytes::Bytes) {
         self.put(generations, image.id, |generation| {
-            Record::new(generation, image.owner.clone(), image.visibility, json)
+            Record::new(generation, image, false, json)
         });
     }
 
@@ -291,8 +291,28 @@ impl RecordCache {
     /// entry miss.
     pub fn keep_created(&self, image: &Image, json: bytes::Bytes) {
         if let Some(generations) = self.fresh.latest() {
-            self.keep(&generations, image, json);
+            // A new image has no members.
+            self.put(&generations, image.id, |generation| {
+                Record::new(generation, image, true, json)
+            });
         }
+    }
+
+    /// The image as cached, with the counter it was cached under, for a change that checks
+    /// that counter under the image's row lock (see `db::changing_if`) and so need not
+    /// check it here; `None` when there is no entry, it has expired, or the caller may not
+    /// see the image by what the cache holds.
+    pub fn cached(&self, ctx: &Context, id: &ImageId) -> Option<Cached> {
+        let record = self.lock().map.get(id)?.clone();
+        if record.loaded.elapsed() >= self.opts.max_age || !record.visible_without_members(ctx) {
+            return None;
+        }
+        let image = serde_json::from_slice(&record.json).ok()?;
+        Some(Cached {
+            image,
+            generation: record.generation,
+            no_members: record.no_members,
+        })
     }
 
     /// Keeps the record `make` builds from the image's stripe counter in `generations`.
@@ -451,7 +471,14 @@ mod tests {
 
     fn record(owner: &str, visibility: Visibility, json: &str) -> impl FnOnce(i64) -> Record {
         let (owner, json) = (owner.to_string(), json.to_string());
-        move |g| Record::new(g, Some(owner), visibility, bytes::Bytes::from(json))
+        move |g| Record {
+            generation: g,
+            loaded: Instant::now(),
+            owner: Some(owner),
+            visibility,
+            no_members: false,
+            json: bytes::Bytes::from(json),
+        }
     }
 
     fn ctx(project: &str) -> Context {

@@ -73,6 +73,47 @@ pub fn bump(conn: &mut DbConnection, id: &ImageId) -> Result<(), RegistryError> 
     Ok(())
 }
 
+/// [`bump`], made only if the counter still reads `generation`; whether it was.
+pub fn bump_if(
+    conn: &mut DbConnection,
+    id: &ImageId,
+    generation: i64,
+) -> Result<bool, RegistryError> {
+    let bump = BumpIf::new(id, generation);
+    let update = bump.update();
+    let moved = on_backend!(conn, |c, _B| { update.execute(c)? });
+    Ok(moved == 1)
+}
+
+/// The statement of [`bump_if`], to be run alone or joined to another (`JoinedUpdate`).
+pub struct BumpIf {
+    set: [(&'static str, Val<'static>); 1],
+    filter: [(&'static str, Val<'static>); 2],
+}
+
+impl BumpIf {
+    /// The bump of `id`'s stripe counter if it reads `generation`.
+    pub fn new(id: &ImageId, generation: i64) -> Self {
+        let s = i32::try_from(stripe(id)).unwrap_or_default();
+        Self {
+            set: [("generation", Val::Incremented("generation"))],
+            filter: [
+                ("stripe", Val::Int(s)),
+                ("generation", Val::BigInt(generation)),
+            ],
+        }
+    }
+
+    /// The `UPDATE`.
+    pub fn update(&self) -> FixedUpdate<'_> {
+        FixedUpdate {
+            table: "glance_record_generations",
+            set: &self.set,
+            filter: &self.filter,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

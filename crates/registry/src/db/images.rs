@@ -473,13 +473,23 @@ fn remove_properties(
 /// Soft-deletes an image and, with the same `deleted_at`, its properties, tags, members
 /// and locations, in one transaction. `delayed` keeps the data for the scrubber
 /// (`pending_delete`). Protected images are refused.
+///
+/// With `cached`, the image as this registry's record cache holds it, the delete is first
+/// tried from it (see [`soft_delete_cached`]); whenever that cannot be trusted, it is made
+/// as if there were no cache.
 pub fn soft_delete(
     conn: &mut DbConnection,
     ctx: &Context,
     id: &ImageId,
     delayed: bool,
+    cached: Option<&Cached>,
 ) -> Result<Image, RegistryError> {
-    let image = super::changing(conn, id, |conn| {
+    if let Some(cached) = cached
+        && let Some(image) = soft_delete_cached(conn, id, delayed, cached)?
+    {
+        return Ok(image);
+    }
+    super::changing(conn, id, |conn| {
         let row = lock_row(conn, ctx, id)?;
         let mut found = Children::default();
         children(conn, std::slice::from_ref(&row.id), &mut found, true)?;
@@ -493,80 +503,210 @@ pub fn soft_delete(
                 format!("Image {id} is protected and cannot be deleted"),
             ));
         }
-        let to = if delayed && !image.locations.is_empty() && image.status == ImageStatus::Active {
-            ImageStatus::PendingDelete
-        } else {
-            ImageStatus::Deleted
-        };
+        let to = deleted_status(&image, delayed);
         image.status.check_transition(to)?;
+        Ok(mark_deleted(conn, image, has_members, to)?.1)
+    })
+}
+
+/// An image as a record cache holds it, with the change counter of its stripe that the
+/// cache read before loading it (see `crate::cache`).
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The image, properties, tags and locations included.
+    pub image: Image,
+    /// Its stripe's counter when it was loaded.
+    pub generation: i64,
+    /// Whether it is known to have no members (an image this registry created); members
+    /// are not cached.
+    pub no_members: bool,
+}
+
+/// The delete of an image whose cached record the caller may see, without reading it
+/// again: its row is marked deleted by an `UPDATE` (which takes the row lock every writer of
+/// the image holds, as [`lock_row`] does), the children the record names are marked too, and
+/// the stripe's counter is moved on only if it still holds the record's value. Every change
+/// to an image moves that counter in its own transaction while holding the row lock, so an
+/// unmoved counter, read under the lock, means nothing has changed the image since it was
+/// cached: its children are those the record names. Otherwise the transaction is rolled
+/// back and `None` says to delete as if there were no cache. Where the record says the
+/// delete would be refused, it is not tried (the refusal comes from the database's copy).
+///
+/// A change made behind the registries' back (SQL typed by hand, which moves no counter)
+/// goes unseen for up to `record_cache_max_age`, as it does for a show. For a delete: the
+/// row is marked only while it is live, unprotected and in the status the record says, so
+/// protecting an image by hand still stops its delete; but a child row inserted by hand in
+/// that time is not marked deleted with the image.
+///
+/// On MariaDB a create and delete pair was seven statements and the delete's children read
+/// the dearest of them; this way the delete is four (`BEGIN`, two `UPDATE`s, `COMMIT`) for an
+/// image with no children.
+fn soft_delete_cached(
+    conn: &mut DbConnection,
+    id: &ImageId,
+    delayed: bool,
+    cached: &Cached,
+) -> Result<Option<Image>, RegistryError> {
+    let image = &cached.image;
+    let to = deleted_status(image, delayed);
+    if image.id != *id || image.protected || image.status.check_transition(to).is_err() {
+        return Ok(None);
+    }
+    // An image with nothing but its row (no children, no lease) on MariaDB/MySQL: the row
+    // and the counter in one multi-table UPDATE, on its own (autocommit), one statement in
+    // all. Its locks are taken in the order every writer takes them, the image's row first;
+    // should it fail all the same (a deadlock, say), it changed nothing, and the delete is
+    // made the usual way.
+    #[cfg(feature = "mysql")]
+    if let DbConnection::Mysql(c) = &mut *conn
+        && cached.no_members
+        && image.properties.is_empty()
+        && image.tags.is_empty()
+        && image.locations.is_empty()
+        && image.status != ImageStatus::Saving
+    {
         let now = glance_model::time::now();
         let sid = id.to_string();
-        let gone = [
-            ("deleted", Val::Bool(true)),
-            ("deleted_at", Val::Time(now)),
-            ("updated_at", Val::Time(now)),
-        ];
-        let row = [
-            ("status", Val::Text(to.as_str())),
-            gone[0],
-            gone[1],
-            gone[2],
-        ];
-        // Locations keep their rows; their status says whether data still has to go.
-        let loc_status = if to == ImageStatus::PendingDelete {
-            "pending_delete"
-        } else {
-            "deleted"
-        };
-        let location = [gone[0], gone[1], gone[2], ("status", Val::Text(loc_status))];
-        let live = [("image_id", Val::Text(&sid)), ("deleted", Val::Bool(false))];
-        // Every writer of an image's properties, tags, locations and members holds the
-        // image's row lock, as this transaction does: the ones just read are all there are,
-        // and a child table the image has no live rows in needs no statement.
-        let statements = [
-            Some(FixedUpdate {
-                table: "images",
-                set: &row,
-                filter: &[("id", Val::Text(&sid))],
-            }),
-            (!image.properties.is_empty()).then_some(FixedUpdate {
-                table: "image_properties",
-                set: &gone,
-                filter: &live,
-            }),
-            (!image.tags.is_empty()).then_some(FixedUpdate {
-                table: "image_tags",
-                set: &gone,
-                filter: &live,
-            }),
-            has_members.then_some(FixedUpdate {
-                table: "image_members",
-                set: &gone,
-                filter: &live,
-            }),
-            (!image.locations.is_empty()).then_some(FixedUpdate {
-                table: "image_locations",
-                set: &location,
-                filter: &live,
-            }),
-        ];
-        for statement in statements.into_iter().flatten() {
-            on_backend!(&mut *conn, |c, _B| { statement.execute(c)? });
+        let row = DeleteRow::new(&sid, image.status, to, now);
+        let bump = super::generations::BumpIf::new(id, cached.generation);
+        let both = super::JoinedUpdate(row.update(), bump.update());
+        return Ok(match both.execute(c) {
+            // Two rows: the image's and its stripe's.
+            Ok(2) => Some(deleted(image.clone(), to, now)),
+            Ok(_) => None,
+            Err(e) => {
+                log::info!(
+                    "the delete of image {id} from its cached record failed ({e}); deleting it again by its rows"
+                );
+                None
+            }
+        });
+    }
+    super::changing_if(conn, id, cached.generation, |conn| {
+        let (marked, image) = mark_deleted(conn, image.clone(), !cached.no_members, to)?;
+        Ok((marked == 1).then_some(image))
+    })
+}
+
+/// `deleted`, or `pending_delete` for a delayed delete of an active image with data.
+fn deleted_status(image: &Image, delayed: bool) -> ImageStatus {
+    if delayed && !image.locations.is_empty() && image.status == ImageStatus::Active {
+        ImageStatus::PendingDelete
+    } else {
+        ImageStatus::Deleted
+    }
+}
+
+/// Marks a live image and its live children deleted (status `to`), with the same
+/// `deleted_at`. Only the child tables `image` has rows in are written, and
+/// `image_members` only with `members`: every writer of an image's properties, tags,
+/// locations and members holds the image's row lock, as a delete does, so the children the
+/// caller read under it are all there are. Returns how many image rows were marked (0 when
+/// it was not live) and the image as deleted.
+fn mark_deleted(
+    conn: &mut DbConnection,
+    image: Image,
+    members: bool,
+    to: ImageStatus,
+) -> Result<(usize, Image), RegistryError> {
+    let now = glance_model::time::now();
+    let sid = image.id.to_string();
+    let gone = [
+        ("deleted", Val::Bool(true)),
+        ("deleted_at", Val::Time(now)),
+        ("updated_at", Val::Time(now)),
+    ];
+    // Locations keep their rows; their status says whether data still has to go.
+    let loc_status = if to == ImageStatus::PendingDelete {
+        "pending_delete"
+    } else {
+        "deleted"
+    };
+    let location = [gone[0], gone[1], gone[2], ("status", Val::Text(loc_status))];
+    let live = [("image_id", Val::Text(&sid)), ("deleted", Val::Bool(false))];
+    let row = DeleteRow::new(&sid, image.status, to, now);
+    let this = row.update();
+    let marked = on_backend!(&mut *conn, |c, _B| { this.execute(c)? });
+    if marked == 0 {
+        return Ok((0, image));
+    }
+    let children = [
+        (!image.properties.is_empty()).then_some(FixedUpdate {
+            table: "image_properties",
+            set: &gone,
+            filter: &live,
+        }),
+        (!image.tags.is_empty()).then_some(FixedUpdate {
+            table: "image_tags",
+            set: &gone,
+            filter: &live,
+        }),
+        members.then_some(FixedUpdate {
+            table: "image_members",
+            set: &gone,
+            filter: &live,
+        }),
+        (!image.locations.is_empty()).then_some(FixedUpdate {
+            table: "image_locations",
+            set: &location,
+            filter: &live,
+        }),
+    ];
+    for statement in children.into_iter().flatten() {
+        on_backend!(&mut *conn, |c, _B| { statement.execute(c)? });
+    }
+    // Only an upload holds a lease, and only while the image is `saving`: every way out
+    // of `saving` drops it (see `leases`).
+    if image.status == ImageStatus::Saving {
+        super::leases::drop_for_image(conn, &sid)?;
+    }
+    Ok((marked, deleted(image, to, now)))
+}
+
+/// The image as a delete at `now` leaves it.
+fn deleted(image: Image, to: ImageStatus, now: chrono::NaiveDateTime) -> Image {
+    Image {
+        status: to,
+        deleted: true,
+        deleted_at: Some(now),
+        updated_at: Some(now),
+        ..image
+    }
+}
+
+/// The `UPDATE` that marks an image's row deleted (status `to`). What the delete was
+/// decided on is part of its filter: a row that has changed since (under a caller deciding
+/// from a cached copy, see `soft_delete_cached`) is not marked.
+struct DeleteRow<'a> {
+    set: [(&'static str, Val<'a>); 4],
+    filter: [(&'static str, Val<'a>); 4],
+}
+
+impl<'a> DeleteRow<'a> {
+    fn new(sid: &'a str, from: ImageStatus, to: ImageStatus, now: chrono::NaiveDateTime) -> Self {
+        Self {
+            set: [
+                ("status", Val::Text(to.as_str())),
+                ("deleted", Val::Bool(true)),
+                ("deleted_at", Val::Time(now)),
+                ("updated_at", Val::Time(now)),
+            ],
+            filter: [
+                ("id", Val::Text(sid)),
+                ("deleted", Val::Bool(false)),
+                ("protected", Val::Bool(false)),
+                ("status", Val::Text(from.as_str())),
+            ],
         }
-        // Only an upload holds a lease, and only while the image is `saving`: every way out
-        // of `saving` drops it (see `leases`).
-        if image.status == ImageStatus::Saving {
-            super::leases::drop_for_image(conn, &sid)?;
+    }
+
+    fn update(&self) -> FixedUpdate<'_> {
+        FixedUpdate {
+            table: "images",
+            set: &self.set,
+            filter: &self.filter,
         }
-        Ok(Image {
-            status: to,
-            deleted: true,
-            deleted_at: Some(now),
-            updated_at: Some(now),
-            ..image
-        })
-    })?;
-    Ok(image)
+    }
 }
 
 /// [`list`] as one read (see [`read_together`]).

@@ -263,6 +263,8 @@ pub enum Val<'a> {
     Int(i32),
     /// The named column of the same row plus one.
     Incremented(&'static str),
+    /// A bound 64-bit integer.
+    BigInt(i64),
 }
 
 /// `UPDATE table SET c = v, … WHERE c = v AND …`, kept prepared. Diesel prepares every
@@ -286,6 +288,69 @@ impl diesel::query_builder::QueryId for FixedUpdate<'_> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
+impl<'a> FixedUpdate<'a> {
+    /// The `SET` assignments, then the `WHERE` equalities, each after its separator.
+    fn pairs(&self) -> impl Iterator<Item = (&'static str, &(&'static str, Val<'a>))> + '_ {
+        let set = self.set.iter().enumerate();
+        let filter = self.filter.iter().enumerate();
+        set.map(|(i, p)| (if i == 0 { " SET " } else { ", " }, p))
+            .chain(filter.map(|(i, p)| (if i == 0 { " WHERE " } else { " AND " }, p)))
+    }
+}
+
+/// A column, written `table`.`column` when `table` is given (a statement over two tables).
+fn push_column<DB: diesel::backend::Backend>(
+    out: &mut diesel::query_builder::AstPass<'_, '_, DB>,
+    table: Option<&str>,
+    column: &str,
+) -> diesel::QueryResult<()> {
+    if let Some(t) = table {
+        out.push_identifier(t)?;
+        out.push_sql(".");
+    }
+    out.push_identifier(column)
+}
+
+/// `column = value` after its separator, for each pair; a column a value names is of the
+/// same table.
+fn push_pairs<'b, 'a: 'b, DB>(
+    out: &mut diesel::query_builder::AstPass<'_, 'b, DB>,
+    table: Option<&'static str>,
+    pairs: impl Iterator<Item = (&'static str, &'b (&'static str, Val<'a>))>,
+) -> diesel::QueryResult<()>
+where
+    DB: diesel::backend::Backend,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::Integer>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
+    chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    for (separator, (column, value)) in pairs {
+        out.push_sql(separator);
+        push_column(out, table, column)?;
+        out.push_sql(" = ");
+        match value {
+            Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v)?,
+            Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v)?,
+            Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v)?,
+            Val::Column(c) => push_column(out, table, c)?,
+            Val::Int(v) => out.push_bind_param::<diesel::sql_types::Integer, i32>(v)?,
+            Val::Incremented(c) => {
+                push_column(out, table, c)?;
+                out.push_sql(" + 1");
+            }
+            Val::BigInt(v) => out.push_bind_param::<diesel::sql_types::BigInt, i64>(v)?,
+        }
+    }
+    Ok(())
+}
+
 impl<DB> diesel::query_builder::QueryFragment<DB> for FixedUpdate<'_>
 where
     DB: diesel::backend::Backend,
@@ -293,8 +358,10 @@ where
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Bool>,
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
     DB: diesel::sql_types::HasSqlType<diesel::sql_types::Integer>,
+    DB: diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
     i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
     bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
     chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
 {
@@ -304,31 +371,48 @@ where
     ) -> diesel::QueryResult<()> {
         out.push_sql("UPDATE ");
         out.push_identifier(self.table)?;
-        let set = self
-            .set
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (if i == 0 { " SET " } else { ", " }, p));
-        let filter = self
-            .filter
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (if i == 0 { " WHERE " } else { " AND " }, p));
-        for (separator, (column, value)) in set.chain(filter) {
-            out.push_sql(separator);
-            out.push_identifier(column)?;
-            out.push_sql(" = ");
-            match value {
-                Val::Text(v) => out.push_bind_param::<diesel::sql_types::Text, str>(v)?,
-                Val::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, bool>(v)?,
-                Val::Time(v) => out.push_bind_param::<diesel::sql_types::Timestamp, _>(v)?,
-                Val::Column(c) => out.push_identifier(c)?,
-                Val::Int(v) => out.push_bind_param::<diesel::sql_types::Integer, i32>(v)?,
-                Val::Incremented(c) => {
-                    out.push_identifier(c)?;
-                    out.push_sql(" + 1");
-                }
-            }
+        push_pairs(&mut out, None, self.pairs())
+    }
+}
+
+/// Two [`FixedUpdate`]s as one MariaDB/MySQL multi-table `UPDATE a, b SET a.… , b.…
+/// WHERE a.… AND b.…`: both rows change, atomically, or (when either filter matches no
+/// row) neither does. Kept prepared under its text, as a `FixedUpdate` is.
+#[cfg(feature = "mysql")]
+#[derive(Debug, Clone)]
+pub struct JoinedUpdate<'a>(pub FixedUpdate<'a>, pub FixedUpdate<'a>);
+
+#[cfg(feature = "mysql")]
+impl diesel::query_builder::QueryId for JoinedUpdate<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+#[cfg(feature = "mysql")]
+impl<Conn> diesel::RunQueryDsl<Conn> for JoinedUpdate<'_> {}
+
+#[cfg(feature = "mysql")]
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for JoinedUpdate<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
+    ) -> diesel::QueryResult<()> {
+        let (a, b) = (&self.0, &self.1);
+        out.push_sql("UPDATE ");
+        out.push_identifier(a.table)?;
+        out.push_sql(", ");
+        out.push_identifier(b.table)?;
+        let sets = a.set.iter().map(|p| (a.table, p));
+        let sets = sets.chain(b.set.iter().map(|p| (b.table, p)));
+        let filters = a.filter.iter().map(|p| (a.table, p));
+        let filters = filters.chain(b.filter.iter().map(|p| (b.table, p)));
+        for (i, (table, pair)) in sets.enumerate() {
+            let separator = if i == 0 { " SET " } else { ", " };
+            push_pairs(&mut out, Some(table), std::iter::once((separator, pair)))?;
+        }
+        for (i, (table, pair)) in filters.enumerate() {
+            let separator = if i == 0 { " WHERE " } else { " AND " };
+            push_pairs(&mut out, Some(table), std::iter::once((separator, pair)))?;
         }
         Ok(())
     }
@@ -480,6 +564,31 @@ pub fn changing<T>(
         generations::bump(conn, id)?;
         Ok(out)
     })
+}
+
+/// [`changing`] for a change made from what a record cache holds of the image: it is kept
+/// only if the image's stripe counter still reads `generation` when it is moved on (the
+/// last statement, under the image's row lock that `f` took). Otherwise, or when `f`
+/// returns `None`, the transaction is rolled back and the answer is `None`.
+pub fn changing_if<T>(
+    conn: &mut DbConnection,
+    id: &glance_model::ImageId,
+    generation: i64,
+    f: impl FnOnce(&mut DbConnection) -> Result<Option<T>, RegistryError>,
+) -> Result<Option<T>, RegistryError> {
+    // Diesel's own "roll back, no error" marker; nothing else here returns it.
+    let undo = || RegistryError::Query(diesel::result::Error::RollbackTransaction);
+    let out = conn.transaction(|conn| {
+        let out = f(conn)?.ok_or_else(undo)?;
+        if !generations::bump_if(conn, id, generation)? {
+            return Err(undo());
+        }
+        Ok(out)
+    });
+    match out {
+        Err(RegistryError::Query(diesel::result::Error::RollbackTransaction)) => Ok(None),
+        other => other.map(Some),
+    }
 }
 
 /// Most writes one SQLite commit carries.

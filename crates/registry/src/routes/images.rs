@@ -140,9 +140,13 @@ pub async fn delete_image(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let delayed = q.delayed;
+    let cached = state
+        .cache
+        .as_ref()
+        .and_then(|cache| cache.cached(&ctx, &id));
     let image = state
         .db
-        .write(move |c| images::soft_delete(c, &ctx, &id, delayed))
+        .write(move |c| images::soft_delete(c, &ctx, &id, delayed, cached.as_ref()))
         .await?;
     if let Some(cache) = &state.cache {
         cache.forget(&id);
