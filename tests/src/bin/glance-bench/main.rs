@@ -107,6 +107,10 @@ struct Cli {
     /// Extra glance-registry.conf text appended to the generated file.
     #[arg(long, default_value = "")]
     registry_conf_extra: String,
+    /// Runs per download figure (default 5, or --runs if larger; --runs with --quick); each
+    /// is paired with a sendfile transfer of the same bytes.
+    #[arg(long)]
+    download_runs: Option<usize>,
     /// Also write all runs as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -185,6 +189,11 @@ impl Cli {
             read: self.wants(Section::Read),
             crud: self.wants(Section::Crud),
             cleanup: self.endpoint.is_some(),
+            download_runs: self.download_runs.unwrap_or(if self.quick {
+                self.runs
+            } else {
+                self.runs.max(5)
+            }),
         })
     }
 }
@@ -427,12 +436,11 @@ async fn machine_ceilings(
     }
     let server = ceilings::SendfileServer::start(file.clone())?;
     let target = load::Target::local(server.addr);
-    let mut client = load::Client::new(&target);
     let mut v = Vec::new();
     // One unmeasured pass so the file is in the page cache ("warm", as the downloads).
-    transfer::download(&mut client, "/", None, bytes).await?;
+    transfer::download_from(&target, "/", None, bytes).await?;
     for _ in 0..runs {
-        let d = transfer::download(&mut client, "/", None, bytes).await?;
+        let d = transfer::download_from(&target, "/", None, bytes).await?;
         v.push(transfer::mb_per_s(bytes, d));
     }
     drop(server);

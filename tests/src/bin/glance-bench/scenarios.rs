@@ -36,6 +36,8 @@ pub struct Plan {
     pub crud: bool,
     /// Delete the seeded images afterwards (a foreign endpoint).
     pub cleanup: bool,
+    /// Runs per download figure (and as many sendfile transfers beside them).
+    pub download_runs: usize,
 }
 
 /// The machine ceilings the figures are compared with.
@@ -201,21 +203,21 @@ async fn transfers(
             }
             _ => None,
         };
-        let mut beside_client = beside.as_ref().map(|s| Client::new(&Target::local(s.addr)));
+        let beside_target = beside.as_ref().map(|s| Target::local(s.addr));
         for (name, from) in [("download", None), ("Range second half", Some(size / 2))] {
             let want = size - from.unwrap_or(0);
             let mut v = Vec::new();
             let mut ceil_v = Vec::new();
             let mut cpu = Vec::new();
-            for run in 0..plan.runs {
+            for run in 0..plan.download_runs {
                 let ceiling_first = run % 2 == 0;
-                if let (true, Some(c)) = (ceiling_first, beside_client.as_mut()) {
-                    let d = transfer::download(c, &format!("/{id}"), from, want).await?;
+                if let (true, Some(c)) = (ceiling_first, beside_target.as_ref()) {
+                    let d = transfer::download_from(c, &format!("/{id}"), from, want).await?;
                     ceil_v.push(transfer::mb_per_s(want, d));
                 }
                 let sampler = sample.then(|| RssSampler::start(pids.clone()));
                 let cpu_start = procs.sample();
-                let d = transfer::download(&mut client, &path, from, want).await?;
+                let d = transfer::download_from(target, &path, from, want).await?;
                 cpu.push(CpuRun {
                     usage: procs.since(&cpu_start),
                     units: want as f64 / 1e6,
@@ -227,8 +229,8 @@ async fn transfers(
                     }
                 }
                 let mbs = transfer::mb_per_s(want, d);
-                if let (false, Some(c)) = (ceiling_first, beside_client.as_mut()) {
-                    let d = transfer::download(c, &format!("/{id}"), from, want).await?;
+                if let (false, Some(c)) = (ceiling_first, beside_target.as_ref()) {
+                    let d = transfer::download_from(c, &format!("/{id}"), from, want).await?;
                     ceil_v.push(transfer::mb_per_s(want, d));
                 }
                 match ceil_v.last() {
@@ -281,7 +283,6 @@ async fn transfers(
                 ..Row::default()
             });
         }
-        drop(beside_client);
         drop(beside);
         load::delete_image(&mut client, &id).await?;
     }

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, StatusCode};
 
-use crate::load::{Body, Client};
+use crate::load::{Body, Client, Target};
 
 /// Size of one upload chunk.
 pub const CHUNK: usize = 1 << 20;
@@ -135,6 +135,35 @@ pub async fn download(
         bail!("GET {path} gave {n} bytes, expected {expect_bytes}");
     }
     Ok(elapsed)
+}
+
+/// [`download`] by a client of its own (a new connection) on a thread of its own, whose
+/// runtime drives nothing else: the transfer and the reads of its socket share one thread,
+/// whichever server it is from.
+pub async fn download_from(
+    target: &Target,
+    path: &str,
+    range_from: Option<u64>,
+    expect_bytes: u64,
+) -> Result<Duration> {
+    let (target, path) = (target.clone(), path.to_string());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("download".into())
+        .spawn(move || {
+            let run = || -> Result<Duration> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let mut client = Client::new(&target);
+                    download(&mut client, &path, range_from, expect_bytes).await
+                })
+            };
+            let _ = tx.send(run());
+        })?;
+    rx.await
+        .map_err(|_| anyhow::anyhow!("the download thread went away"))?
 }
 
 /// Decimal megabytes per second.
