@@ -73,6 +73,31 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Adds another window's CPU, disk and length to this one (several measured stretches
+    /// counted as one window).
+    pub fn add(&mut self, other: &Usage) {
+        for (name, secs) in &other.secs {
+            match self.secs.iter_mut().find(|(n, _)| n == name) {
+                Some((_, s)) => *s += secs,
+                None => self.secs.push((name.clone(), *secs)),
+            }
+        }
+        if let Some(b) = &other.disk {
+            let d = self.disk.get_or_insert_with(|| DiskUse {
+                name: b.name.clone(),
+                ..DiskUse::default()
+            });
+            // `busy` is a share of the window: weighted by the windows' lengths.
+            let total = self.wall + other.wall;
+            if total > 0.0 {
+                d.busy = (d.busy * self.wall + b.busy * other.wall) / total;
+            }
+            d.read_mb += b.read_mb;
+            d.written_mb += b.written_mb;
+        }
+        self.wall += other.wall;
+    }
+
     /// Cores kept busy over the window by all the processes together.
     pub fn cores(&self) -> f64 {
         self.secs.iter().map(|(_, s)| s).sum::<f64>() / self.wall

@@ -111,6 +111,10 @@ struct Cli {
     /// is paired with a sendfile transfer of the same bytes.
     #[arg(long)]
     download_runs: Option<usize>,
+    /// Bytes each download run moves at least, in back-to-back transfers of the same
+    /// request, K/M/G suffixes (default 8G; with --quick, one transfer).
+    #[arg(long)]
+    download_bytes: Option<String>,
     /// Also write all runs as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -189,6 +193,11 @@ impl Cli {
             read: self.wants(Section::Read),
             crud: self.wants(Section::Crud),
             cleanup: self.endpoint.is_some(),
+            download_bytes: match &self.download_bytes {
+                Some(b) => parse_size(b)?,
+                None if self.quick => 0,
+                None => 8 * GIB,
+            },
             download_runs: self.download_runs.unwrap_or(if self.quick {
                 self.runs
             } else {

@@ -36,8 +36,10 @@ pub struct Plan {
     pub crud: bool,
     /// Delete the seeded images afterwards (a foreign endpoint).
     pub cleanup: bool,
-    /// Runs per download figure (and as many sendfile transfers beside them).
+    /// Runs per download figure (and as many sendfile runs beside them).
     pub download_runs: usize,
+    /// Bytes each download run moves at least, in back-to-back transfers.
+    pub download_bytes: u64,
 }
 
 /// The machine ceilings the figures are compared with.
@@ -209,36 +211,56 @@ async fn transfers(
             let mut v = Vec::new();
             let mut ceil_v = Vec::new();
             let mut cpu = Vec::new();
+            // A run is `per_run` transfers of each kind, taking turns (the ceiling's first in
+            // even runs), so a run moves `plan.download_bytes` or more on each side; its
+            // figure is all its bytes over all its time. Single transfers of the same bytes
+            // vary by half on a shared 2-core host, both kinds alike.
+            let per_run = plan.download_bytes.div_ceil(want).max(1);
             for run in 0..plan.download_runs {
                 let ceiling_first = run % 2 == 0;
-                if let (true, Some(c)) = (ceiling_first, beside_target.as_ref()) {
-                    let d = transfer::download_from(c, &format!("/{id}"), from, want).await?;
-                    ceil_v.push(transfer::mb_per_s(want, d));
-                }
-                let sampler = sample.then(|| RssSampler::start(pids.clone()));
-                let cpu_start = procs.sample();
-                let d = transfer::download_from(target, &path, from, want).await?;
-                cpu.push(CpuRun {
-                    usage: procs.since(&cpu_start),
-                    units: want as f64 / 1e6,
-                });
-                if let Some(s) = sampler {
-                    for (i, w) in s.finish().into_iter().enumerate() {
-                        log_window(backend, daemons[i].name, &format!("{name} {label}"), &w);
-                        windows[i].push(w);
+                let mut run_cpu = crate::cpu::Usage::default();
+                let (mut ours, mut theirs) = (Duration::ZERO, Duration::ZERO);
+                for turn in 0..2 * per_run {
+                    let ceiling_turn = (turn % 2 == 0) == ceiling_first;
+                    match (ceiling_turn, beside_target.as_ref()) {
+                        (true, Some(c)) => {
+                            theirs +=
+                                transfer::download_from(c, &format!("/{id}"), from, want).await?;
+                        }
+                        (true, None) => {}
+                        (false, _) => {
+                            let sampler = sample.then(|| RssSampler::start(pids.clone()));
+                            let cpu_start = procs.sample();
+                            ours += transfer::download_from(target, &path, from, want).await?;
+                            run_cpu.add(&procs.since(&cpu_start));
+                            if let Some(s) = sampler {
+                                for (i, w) in s.finish().into_iter().enumerate() {
+                                    let what = format!("{name} {label}");
+                                    log_window(backend, daemons[i].name, &what, &w);
+                                    windows[i].push(w);
+                                }
+                            }
+                        }
                     }
                 }
-                let mbs = transfer::mb_per_s(want, d);
-                if let (false, Some(c)) = (ceiling_first, beside_target.as_ref()) {
-                    let d = transfer::download_from(c, &format!("/{id}"), from, want).await?;
-                    ceil_v.push(transfer::mb_per_s(want, d));
-                }
-                match ceil_v.last() {
-                    Some(c) => eprintln!(
-                        "[{backend}] {name} {label} run {}: {mbs:.0} MB/s (sendfile beside it: {c:.0} MB/s)",
+                let moved = want * per_run;
+                cpu.push(CpuRun {
+                    usage: run_cpu,
+                    units: moved as f64 / 1e6,
+                });
+                let mbs = transfer::mb_per_s(moved, ours);
+                if beside_target.is_some() {
+                    let c = transfer::mb_per_s(moved, theirs);
+                    ceil_v.push(c);
+                    eprintln!(
+                        "[{backend}] {name} {label} run {} ({per_run} transfers each): {mbs:.0} MB/s (sendfile beside it: {c:.0} MB/s)",
                         run + 1
-                    ),
-                    None => eprintln!("[{backend}] {name} {label} run {}: {mbs:.0} MB/s", run + 1),
+                    );
+                } else {
+                    eprintln!(
+                        "[{backend}] {name} {label} run {} ({per_run} transfers): {mbs:.0} MB/s",
+                        run + 1
+                    );
                 }
                 v.push(mbs);
             }
