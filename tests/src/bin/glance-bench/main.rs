@@ -115,6 +115,10 @@ struct Cli {
     /// request, K/M/G suffixes (default 8G; with --quick, one transfer).
     #[arg(long)]
     download_bytes: Option<String>,
+    /// Transfers each download run makes at least, whatever their size (default 8; 1 with
+    /// --quick).
+    #[arg(long)]
+    download_turns: Option<u64>,
     /// Also write all runs as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -198,6 +202,9 @@ impl Cli {
                 None if self.quick => 0,
                 None => 8 * GIB,
             },
+            download_turns: self
+                .download_turns
+                .unwrap_or(if self.quick { 1 } else { 8 }),
             download_runs: self.download_runs.unwrap_or(if self.quick {
                 self.runs
             } else {

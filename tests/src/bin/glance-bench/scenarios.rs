@@ -40,6 +40,8 @@ pub struct Plan {
     pub download_runs: usize,
     /// Bytes each download run moves at least, in back-to-back transfers.
     pub download_bytes: u64,
+    /// Transfers each download run makes at least.
+    pub download_turns: u64,
 }
 
 /// The machine ceilings the figures are compared with.
@@ -212,10 +214,16 @@ async fn transfers(
             let mut ceil_v = Vec::new();
             let mut cpu = Vec::new();
             // A run is `per_run` transfers of each kind, taking turns (the ceiling's first in
-            // even runs), so a run moves `plan.download_bytes` or more on each side; its
-            // figure is all its bytes over all its time. Single transfers of the same bytes
-            // vary by half on a shared 2-core host, both kinds alike.
-            let per_run = plan.download_bytes.div_ceil(want).max(1);
+            // even runs), so a run moves `plan.download_bytes` or more on each side, in at
+            // least `plan.download_turns` transfers; its figure is all its bytes over all its
+            // time. Single transfers of the same bytes vary by half on a shared 2-core host,
+            // both kinds alike, and the more turns a run takes, the more of that the two
+            // sides share.
+            let per_run = plan
+                .download_bytes
+                .div_ceil(want)
+                .max(plan.download_turns)
+                .max(1);
             for run in 0..plan.download_runs {
                 let ceiling_first = run % 2 == 0;
                 let mut run_cpu = crate::cpu::Usage::default();
