@@ -9,6 +9,7 @@
 
 mod adoption;
 mod api_data;
+mod api_download_integrity;
 mod api_images;
 mod api_members;
 mod api_recovery;

@@ -66,6 +66,29 @@ pub enum StoreError {
         /// The data's size.
         size: u64,
     },
+    /// The stored data is not the size recorded for the image (changed or damaged outside
+    /// Glance): it is not served. The location is left out of the message (clients may not
+    /// see locations); the caller logs it.
+    #[error(
+        "the stored image data is {found} bytes but the image's recorded size is {recorded} \
+         bytes; it is not served until an operator restores the image's data"
+    )]
+    SizeChanged {
+        /// Where the data is.
+        location: String,
+        /// The size the image's record holds.
+        recorded: u64,
+        /// The size the store holds.
+        found: u64,
+    },
+    /// The stored data ended before its recorded length during a transfer.
+    #[error("the image data ended after {delivered} of its {expected} bytes")]
+    Truncated {
+        /// Bytes the transfer should have carried.
+        expected: u64,
+        /// Bytes there were.
+        delivered: u64,
+    },
     /// Reading the incoming data failed (client went away, bad body).
     #[error("reading the image data failed: {0}")]
     Source(String),
@@ -98,7 +121,9 @@ impl StoreError {
             | Self::Source(_) => ErrorKind::BadRequest,
             Self::WriteDenied { .. }
             | Self::StoreUnavailable { .. }
-            | Self::RemoteUnavailable(_) => ErrorKind::Unavailable,
+            | Self::RemoteUnavailable(_)
+            | Self::SizeChanged { .. }
+            | Self::Truncated { .. } => ErrorKind::Unavailable,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Duplicate(_) => ErrorKind::Conflict,
             Self::RangeNotSatisfiable { .. } => ErrorKind::RangeNotSatisfiable,

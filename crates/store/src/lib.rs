@@ -12,6 +12,7 @@ mod error;
 pub mod file;
 pub mod hashing;
 pub mod http;
+mod integrity;
 mod pipeline;
 mod stores;
 

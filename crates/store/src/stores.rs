@@ -11,6 +11,7 @@ use crate::config::{BackendKind, StoresConfig};
 use crate::file::FileStore;
 use crate::hashing::HashAlgo;
 use crate::http::HttpStore;
+use crate::integrity;
 use crate::pipeline::{WriteLimits, Written};
 use crate::{ByteRange, Fetched, StoreError};
 
@@ -236,16 +237,28 @@ impl Stores {
         )))
     }
 
-    /// Streams the data at `url` (or the part `range` names).
+    /// Streams the data at `url` (or the part `range` names). With `recorded` (the image's
+    /// recorded size), every store is held to it here, in one place: data of another size is
+    /// refused with [`StoreError::SizeChanged`] before any byte is read, the range is resolved
+    /// against the recorded size, and a stream that ends early or runs long during the
+    /// transfer ends with an error.
     pub async fn get(
         &self,
         url: &str,
         store_hint: Option<&str>,
         range: Option<ByteRange>,
+        recorded: Option<u64>,
     ) -> Result<Fetched, StoreError> {
-        match &self.reader_for(url, store_hint)?.store {
+        let fetched = match &self.reader_for(url, store_hint)?.store {
             Store::File(f) => f.get(file_path(url).unwrap_or(Path::new(url)), range).await,
             Store::Http(h) => h.get(url, range).await,
+        };
+        let Some(recorded) = recorded else {
+            return fetched;
+        };
+        match fetched {
+            Ok(f) => integrity::hold_to_record(f, url, recorded, range),
+            Err(e) => Err(integrity::range_refusal(e, url, recorded)),
         }
     }
 

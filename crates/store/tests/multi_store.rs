@@ -20,7 +20,7 @@ fn stores(text: &str) -> Stores {
 }
 
 async fn read(stores: &Stores, url: &str, hint: Option<&str>) -> Vec<u8> {
-    let f = stores.get(url, hint, None).await.unwrap();
+    let f = stores.get(url, hint, None, None).await.unwrap();
     f.stream
         .map(|c| c.unwrap().to_vec())
         .collect::<Vec<_>>()

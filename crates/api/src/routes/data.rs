@@ -407,11 +407,14 @@ pub async fn download_image_data(
     if locations.is_empty() {
         return Ok(HttpResponse::NoContent().finish());
     }
-    let size = image.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    // Content-Length and the range arithmetic come from the recorded size; the store refuses
+    // data of any other size (`Stores::get`).
+    let recorded = image.size.and_then(|s| u64::try_from(s).ok());
+    let size = recorded.unwrap_or(0);
     let range = parse_range(header(&req, "range"), size)?;
     let mut last_err: Option<ApiError> = None;
     for (url, store) in locations {
-        match state.stores.get(url, store, range).await {
+        match state.stores.get(url, store, range, recorded).await {
             Ok(fetched) => {
                 let total = fetched.total_size.unwrap_or(size);
                 let len = fetched.length.unwrap_or(total - fetched.offset);
@@ -446,6 +449,14 @@ pub async fn download_image_data(
                     });
                 }
                 return Ok(res.body(SizedStream::new(len, fetched.stream)));
+            }
+            Err(e @ StoreError::SizeChanged { .. }) => {
+                // Someone must act: the data was changed or damaged outside Glance.
+                log::error!(
+                    "image {id}: location {} not served: {e}",
+                    glance_store::http::strip_credentials(url)
+                );
+                last_err = Some(e.into());
             }
             Err(e) => {
                 log::warn!(
