@@ -239,6 +239,30 @@ pub fn check_property_key(key: &str) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// Custom properties whose value Glance's image schema (`schema-image.json`, as shipped)
+/// restricts to an image UUID or `null`: the kernel and ramdisk of an AMI-style image.
+pub const UUID_PROPERTIES: &[&str] = &["kernel_id", "ramdisk_id"];
+
+/// Whether `key` is one of [`UUID_PROPERTIES`], for which `null` is allowed and means "not
+/// set".
+pub fn is_uuid_property(key: &str) -> bool {
+    UUID_PROPERTIES.contains(&key)
+}
+
+/// Checks a custom property's (string) value against the rules Glance's image schema adds for
+/// some properties: `kernel_id` and `ramdisk_id` must be hyphenated UUIDs (400 otherwise).
+pub fn check_property_value(key: &str, value: &str) -> Result<(), ModelError> {
+    if is_uuid_property(key) && value.parse::<ImageId>().is_err() {
+        return Err(ModelError::bad_request(format!(
+            "Provided object does not match schema 'image': {:?} is not a UUID \
+             (property '{key}' must be the id of an image, like \
+             6bbe7cc2-eae7-4c0f-b50d-a7160b0c6a86, or null)",
+            truncate(value, 64)
+        )));
+    }
+    Ok(())
+}
+
 /// Checks `min_disk` / `min_ram`: Glance's schema requires a non-negative integer.
 pub fn check_min(field: &str, value: i64) -> Result<i32, ModelError> {
     i32::try_from(value)
@@ -255,6 +279,27 @@ pub fn check_min(field: &str, value: i64) -> Result<i32, ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_and_ramdisk_ids_must_be_uuids() {
+        for key in ["kernel_id", "ramdisk_id"] {
+            assert!(check_property_value(key, "6bbe7cc2-eae7-4c0f-b50d-a7160b0c6a86").is_ok());
+            assert!(check_property_value(key, "6BBE7CC2-EAE7-4C0F-B50D-A7160B0C6A86").is_ok());
+            for bad in [
+                "",
+                "abc",
+                "6bbe7cc2eae74c0fb50da7160b0c6a86",
+                "6bbe7cc2-eae7-4c0f-b50d",
+            ] {
+                let err = check_property_value(key, bad).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::BadRequest, "{key}={bad}");
+                assert!(err.message().contains(key), "{}", err.message());
+            }
+            assert!(is_uuid_property(key));
+        }
+        assert!(check_property_value("os_distro", "abc").is_ok());
+        assert!(!is_uuid_property("kernel"));
+    }
 
     #[test]
     fn image_id_accepts_only_hyphenated_uuids() {

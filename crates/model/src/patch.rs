@@ -14,7 +14,7 @@ use crate::error::{ErrorKind, ModelError};
 use crate::format::Formats;
 use crate::image::{
     Image, MAX_STRING_LEN, READ_ONLY_ATTRS, RESERVED_ATTRS, RESERVED_PREFIX, check_len, check_min,
-    check_property_key, check_tag, truncate,
+    check_property_key, check_property_value, check_tag, is_uuid_property, truncate,
 };
 use crate::status::ImageStatus;
 use crate::visibility::Visibility;
@@ -483,6 +483,9 @@ fn check_change<'a>(change: &'a PatchChange, formats: &Formats) -> Result<Checke
         return Ok(Checked::Base { name, value });
     }
     check_property_key(root)?;
+    // `null` for a property whose schema allows it (kernel_id, ramdisk_id) leaves it unset:
+    // the record holds string values only. `replace` still needs the property to exist.
+    let value = value.filter(|v| !(v.is_null() && is_uuid_property(root)));
     let value = value
         .map(|v| {
             v.as_str().map(str::to_string).ok_or_else(|| {
@@ -495,6 +498,9 @@ fn check_change<'a>(change: &'a PatchChange, formats: &Formats) -> Result<Checke
             })
         })
         .transpose()?;
+    if let Some(v) = &value {
+        check_property_value(root, v)?;
+    }
     Ok(Checked::Custom {
         op: change.op,
         key: root,
@@ -941,6 +947,30 @@ mod tests {
             kind(run(json!([{"op": "add", "path": long_key, "value": "v"}]))),
             ErrorKind::BadRequest
         );
+    }
+
+    #[test]
+    fn kernel_and_ramdisk_ids_are_uuids_or_null() {
+        let id = "6bbe7cc2-eae7-4c0f-b50d-a7160b0c6a86";
+        for key in ["kernel_id", "ramdisk_id"] {
+            for op in ["add", "replace"] {
+                // The value is checked before whether the property exists (400, not 409).
+                let body = json!([{"op": op, "path": format!("/{key}"), "value": "abc"}]);
+                let err = run(body).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::BadRequest, "{op} {key}");
+                assert!(err.message().contains(key), "{}", err.message());
+            }
+            let u = run(json!([{"op": "add", "path": format!("/{key}"), "value": id}])).unwrap();
+            assert_eq!(u.set_properties[key], id);
+            // null unsets: nothing to do on an image without it, removed from one with it.
+            let u = run(json!([{"op": "add", "path": format!("/{key}"), "value": null}])).unwrap();
+            assert!(u.set_properties.is_empty() && u.remove_properties.is_empty());
+            let mut img = image(ImageStatus::Active);
+            img.properties.insert(key.to_string(), id.to_string());
+            let body = json!([{"op": "replace", "path": format!("/{key}"), "value": null}]);
+            let u = run_as(PatchMediaType::V21, &img, body, &member()).unwrap();
+            assert_eq!(u.remove_properties, vec![key.to_string()]);
+        }
     }
 
     #[test]

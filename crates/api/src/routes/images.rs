@@ -4,7 +4,10 @@ use actix_web::http::header::{HeaderValue, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
 use glance_model::format::Formats;
-use glance_model::image::{READ_ONLY_ATTRS, RESERVED_ATTRS, RESERVED_PREFIX, check_property_key};
+use glance_model::image::{
+    READ_ONLY_ATTRS, RESERVED_ATTRS, RESERVED_PREFIX, check_property_key, check_property_value,
+    is_uuid_property,
+};
 use glance_model::patch::{PatchMediaType, apply_patch_with_formats, parse_patch};
 use glance_model::wire::{ImageUpdate, NewImage};
 use glance_model::{ErrorKind, ImageId, ImageStatus, Visibility};
@@ -201,11 +204,16 @@ pub fn parse_create(body: &Value, formats: &Formats) -> Result<NewImage, ApiErro
             }
             _ => {
                 check_property_key(k)?;
+                // null is allowed where Glance's schema allows it, and leaves the property unset.
+                if v.is_null() && is_uuid_property(k) {
+                    continue;
+                }
                 let Value::String(s) = v else {
                     return Err(ApiError::bad_request(format!(
                         "Invalid value for property {k}: {v} is not of type 'string'"
                     )));
                 };
+                check_property_value(k, s)?;
                 new.properties.insert(k.to_string(), s.clone());
             }
         }
