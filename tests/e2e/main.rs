@@ -13,6 +13,7 @@ mod api_download_integrity;
 mod api_images;
 mod api_members;
 mod api_recovery;
+mod api_startup;
 mod cloud;
 mod daemons;
 mod db_connections;

@@ -87,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let sweep_every = Duration::from_secs(u64::from(config.upload_lease_ttl_secs).max(2) / 2);
     let state = AppState::from_config(config)?;
     recovery::spawn(state.clone(), sweep_every);
+    crate::startup::spawn(state.clone());
     serve(listener, state)?.await?;
     log::info!("glance-api stopped");
     Ok(())

@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod registry_client;
 pub mod routes;
 pub mod schemas;
+pub mod startup;
 pub mod view;
 
 pub use app::{AppState, configure, serve};

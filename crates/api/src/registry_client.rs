@@ -345,6 +345,25 @@ impl RegistryClient {
         Ok(u.size_bytes)
     }
 
+    /// Whether the registry serves a caller that brings no credentials (no token, no shared
+    /// secret, no identity): asks for an image that cannot exist, which a registry that
+    /// authenticates refuses (401/403) before looking. `Err` when it cannot be reached.
+    pub async fn answers_without_credentials(&self) -> Result<bool, String> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/v1/images/00000000-0000-0000-0000-000000000000",
+                self.base
+            ))
+            .send()
+            .await
+            .map_err(|e| format!("registry unreachable: {}", crate::error::chain(&e)))?;
+        Ok(!matches!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ))
+    }
+
     /// Whether the registry (and its database) answers its health check.
     pub async fn healthy(&self) -> RegistryHealth {
         let resp = match self
