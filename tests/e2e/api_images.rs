@@ -667,3 +667,42 @@ async fn hidden_images_leave_the_default_list_only() -> Result<()> {
     assert_eq!(shown["os_hidden"], false);
     Ok(())
 }
+
+/// `kernel_id` and `ramdisk_id` are image UUIDs or null (Glance's image schema), on create and
+/// on PATCH; anything else is a 400 and changes nothing.
+#[actix_web::test]
+async fn kernel_and_ramdisk_ids_must_be_uuids() -> Result<()> {
+    const V21: &str = "application/openstack-images-v2.1-json-patch";
+    let c = TestCloud::start().await?;
+    let kernel = "6bbe7cc2-eae7-4c0f-b50d-a7160b0c6a86";
+    for key in ["kernel_id", "ramdisk_id"] {
+        let res = c
+            .req(Method::POST, "/v2/images")
+            .json(&json!({"name": "aki", key: "vmlinuz"}))
+            .send()
+            .await?;
+        expect_error(res, 400, key).await?;
+        let img = c.create(json!({"name": "ami", key: kernel})).await?;
+        assert_eq!(img[key], kernel);
+        let img = c.create(json!({"name": "ami", key: null})).await?;
+        assert!(img.get(key).is_none(), "{img}");
+
+        let path = format!("/v2/images/{}", img["id"].as_str().unwrap());
+        let patch = |body: Value| {
+            c.req(Method::PATCH, &path)
+                .header("content-type", V21)
+                .json(&body)
+                .send()
+        };
+        let res = patch(json!([{"op": "add", "path": format!("/{key}"), "value": "x"}])).await?;
+        expect_error(res, 400, key).await?;
+        let res = patch(json!([{"op": "add", "path": format!("/{key}"), "value": kernel}])).await?;
+        assert_eq!(res.status(), 200);
+        let res =
+            patch(json!([{"op": "replace", "path": format!("/{key}"), "value": null}])).await?;
+        assert_eq!(res.status(), 200);
+        let now: Value = res.json().await?;
+        assert!(now.get(key).is_none(), "null unsets it: {now}");
+    }
+    Ok(())
+}
