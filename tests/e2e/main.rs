@@ -19,6 +19,7 @@ mod db_connections;
 mod ha;
 mod harness;
 mod keystone;
+mod keystone_scope;
 mod migrations;
 mod procs;
 mod registry_bad_input;
