@@ -425,6 +425,20 @@ mod tests {
     }
 
     #[test]
+    fn oslo_policy_switches_default_on_and_bad_values_stop_start_up() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert!(c.enforce_new_defaults && c.enforce_scope);
+        let c =
+            cfg("[oslo_policy]\nenforce_new_defaults = False\nenforce_scope = false\n").unwrap();
+        assert!(!c.enforce_new_defaults && !c.enforce_scope);
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        let err = cfg("[oslo_policy]\nenforce_new_defaults = maybe\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[oslo_policy] enforce_new_defaults"), "{err}");
+    }
+
+    #[test]
     fn sizes_parse_with_units() {
         assert_eq!(parse_size("1024").unwrap(), 1024);
         assert_eq!(parse_size("10GB").unwrap(), 10 << 30);
