@@ -19,7 +19,7 @@ use crate::procs::{Daemon, Kind, write_conf};
 use glance_registry::db::{DbConnection, DbUrl, migrate};
 
 /// The Keystone that scripts/keystone.sh started, and fresh tokens of its users.
-struct Ks {
+pub(crate) struct Ks {
     info: Value,
     http: reqwest::Client,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
@@ -27,7 +27,7 @@ struct Ks {
 
 impl Ks {
     /// `None` (with a note) outside CI when no Keystone was started; an error in CI.
-    fn load() -> Result<Option<Self>> {
+    pub(crate) fn load() -> Result<Option<Self>> {
         let Ok(path) = std::env::var("GLANCE_TEST_KEYSTONE") else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 bail!("GLANCE_TEST_KEYSTONE is not set: CI must run the Keystone tests");
@@ -50,7 +50,7 @@ impl Ks {
         self.info["auth_url"].as_str().unwrap_or_default()
     }
 
-    fn project(&self, name: &str) -> String {
+    pub(crate) fn project(&self, name: &str) -> String {
         self.info["projects"][name]["id"]
             .as_str()
             .unwrap_or_default()
@@ -76,13 +76,23 @@ impl Ks {
 
     /// A new project-scoped token of `user`.
     async fn issue(&self, user: &str) -> Result<String> {
+        let project = self.info["users"][user]["project_id"]
+            .as_str()
+            .context("project")?;
+        self.issue_scoped(user, json!({"project": {"id": project}}))
+            .await
+    }
+
+    /// A new token of `user` with `scope` (Keystone's `auth.scope`, e.g.
+    /// `{"system": {"all": true}}`).
+    pub(crate) async fn issue_scoped(&self, user: &str, scope: Value) -> Result<String> {
         let u = &self.info["users"][user];
         let body = json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": user, "domain": {"id": "default"},
                 "password": u["password"].as_str().context("password")?,
             }}},
-            "scope": {"project": {"id": u["project_id"].as_str().context("project")?}},
+            "scope": scope,
         }});
         let res = self
             .http
@@ -102,7 +112,7 @@ impl Ks {
     }
 
     /// A token of `user` at most 8 s old (tokens live 20 s in the test Keystone).
-    async fn token(&self, user: &str) -> Result<String> {
+    pub(crate) async fn token(&self, user: &str) -> Result<String> {
         let mut cache = self.tokens.lock().await;
         if let Some((t, at)) = cache.get(user)
             && at.elapsed() < Duration::from_secs(8)
@@ -130,16 +140,16 @@ impl Ks {
 }
 
 /// glance-registry and glance-api processes, both `flavor = keystone`.
-struct Cloud {
+pub(crate) struct Cloud {
     _db: TestDb,
     registry: Daemon,
-    api: Daemon,
+    pub(crate) api: Daemon,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
     http: reqwest::Client,
 }
 
 impl Cloud {
-    async fn start(ks: &Ks, api_extra: &str) -> Result<Self> {
+    pub(crate) async fn start(ks: &Ks, api_extra: &str) -> Result<Self> {
         let db = TestDb::new("sqlite")?;
         migrate::sync(&mut DbConnection::open(&DbUrl::parse(&db.url)?)?)?;
         let dir = tempfile::tempdir()?;
@@ -173,7 +183,7 @@ impl Cloud {
         })
     }
 
-    fn req(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.api.base))
             .header("accept", "application/json")
@@ -182,14 +192,14 @@ impl Cloud {
 }
 
 /// Sends and returns the status (body consumed).
-async fn status(r: reqwest::RequestBuilder) -> Result<u16> {
+pub(crate) async fn status(r: reqwest::RequestBuilder) -> Result<u16> {
     let res = r.send().await?;
     let s = res.status().as_u16();
     let _ = res.bytes().await?;
     Ok(s)
 }
 
-fn patch(c: &Cloud, id: &str, token: &str, ops: Value) -> reqwest::RequestBuilder {
+pub(crate) fn patch(c: &Cloud, id: &str, token: &str, ops: Value) -> reqwest::RequestBuilder {
     c.req(Method::PATCH, &format!("/v2/images/{id}"), token)
         .header(
             "content-type",

@@ -46,15 +46,11 @@ impl AppState {
     pub fn from_config(config: ApiConfig) -> Result<Self, ApiError> {
         let stores = Stores::from_config(&config.stores)?;
         let registry = RegistryClient::new(&config.registry_url, config.registry_secret.clone())?;
-        let policy = match &config.policy_file {
-            Some(path) => {
-                let p = Policy::load(path)
-                    .map_err(|e| ApiError::Startup(format!("[oslo_policy] policy_file: {e}")))?;
-                log::info!("policy: Glance's defaults overridden by {}", path.display());
-                p
-            }
-            None => Policy::defaults(),
-        };
+        let policy = Policy::configured(config.policy_file.as_deref(), config.enforce_new_defaults)
+            .map_err(|e| ApiError::Startup(format!("[oslo_policy] policy_file: {e}")))?;
+        if let Some(path) = &config.policy_file {
+            log::info!("policy: Glance's defaults overridden by {}", path.display());
+        }
         let keystone = match &config.keystone {
             Some(k) => Some(Arc::new(
                 Keystone::new(k.clone()).map_err(|e| ApiError::Startup(e.to_string()))?,

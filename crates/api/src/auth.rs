@@ -41,14 +41,19 @@ pub fn context_of(req: &HttpRequest, mode: AuthMode) -> Result<Context, ApiError
                     "This server requires an authenticated identity (X-Identity-Status: Confirmed)",
                 ));
             }
-            Ok(Context::authenticated(
-                header(req, "x-user-id"),
-                header(req, "x-project-id").or_else(|| header(req, "x-tenant-id")),
-                header(req, "x-roles")
-                    .map(|r| parse_roles(&r))
-                    .unwrap_or_default(),
-                request_id,
-            ))
+            // keystonemiddleware's headers for a token scoped to the system or a domain.
+            Ok(Context {
+                system_scope: header(req, "openstack-system-scope"),
+                domain_id: header(req, "x-domain-id"),
+                ..Context::authenticated(
+                    header(req, "x-user-id"),
+                    header(req, "x-project-id").or_else(|| header(req, "x-tenant-id")),
+                    header(req, "x-roles")
+                        .map(|r| parse_roles(&r))
+                        .unwrap_or_default(),
+                    request_id,
+                )
+            })
         }
         AuthMode::Keystone => Err(ApiError::Startup(
             "keystone contexts are built asynchronously".to_string(),
@@ -76,6 +81,8 @@ async fn keystone_context(state: &AppState, req: &HttpRequest) -> Result<Context
     match keystone.validate(&token).await {
         Ok(id) => Ok(Context {
             auth_token: Some(AuthToken(token)),
+            system_scope: id.system_scope,
+            domain_id: id.domain_id,
             ..Context::authenticated(Some(id.user_id), id.project_id, id.roles, request_id)
         }),
         Err(AuthError::Invalid(why)) => Err(unauthenticated(why)),

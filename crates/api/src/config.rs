@@ -76,6 +76,15 @@ pub struct ApiConfig {
     pub keystone: Option<KeystoneConfig>,
     /// `[oslo_policy] policy_file`, when it exists (Glance's defaults otherwise).
     pub policy_file: Option<PathBuf>,
+    /// `[oslo_policy] enforce_new_defaults` (default true). False, as in Glance 33, each image
+    /// rule the policy file does not set becomes its secure-RBAC default *or* its deprecated
+    /// one (`rule:default`, which is `""`): the rules open up, and only the ownership rules
+    /// (`glance_model::ownership`) still hold.
+    pub enforce_new_defaults: bool,
+    /// `[oslo_policy] enforce_scope` (default true), read only to warn when it is false: Glance 33
+    /// (oslo.policy 6) no longer has the option and always refuses tokens that are not
+    /// project-scoped on image calls; so does this daemon.
+    pub enforce_scope: bool,
     /// `registry_shared_secret` (ours): sent to glance-registry, whose `trusted-auth` mode
     /// requires it.
     pub registry_secret: Option<String>,
@@ -100,6 +109,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("healthcheck", "path"),
     ("DEFAULT", "registry_shared_secret"),
     ("oslo_policy", "policy_file"),
+    ("oslo_policy", "enforce_new_defaults"),
+    ("oslo_policy", "enforce_scope"),
     ("DEFAULT", "registry_port"),
     ("DEFAULT", "image_size_cap"),
     ("DEFAULT", "user_storage_quota"),
@@ -322,6 +333,12 @@ impl ApiConfig {
             ignored_options: ini.unknown(&known_options(), &section_refs),
             keystone,
             policy_file: policy_file(ini)?,
+            enforce_new_defaults: ini
+                .parse("oslo_policy", "enforce_new_defaults", parse_bool)?
+                .unwrap_or(true),
+            enforce_scope: ini
+                .parse("oslo_policy", "enforce_scope", parse_bool)?
+                .unwrap_or(true),
             registry_secret: ini
                 .get("DEFAULT", "registry_shared_secret")
                 .filter(|s| !s.is_empty())
@@ -405,6 +422,20 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("[DEFAULT] http_keepalive"), "{err}");
+    }
+
+    #[test]
+    fn oslo_policy_switches_default_on_and_bad_values_stop_start_up() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert!(c.enforce_new_defaults && c.enforce_scope);
+        let c =
+            cfg("[oslo_policy]\nenforce_new_defaults = False\nenforce_scope = false\n").unwrap();
+        assert!(!c.enforce_new_defaults && !c.enforce_scope);
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        let err = cfg("[oslo_policy]\nenforce_new_defaults = maybe\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[oslo_policy] enforce_new_defaults"), "{err}");
     }
 
     #[test]

@@ -66,6 +66,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             k.ignored.join(", ")
         );
     }
+    if !config.enforce_scope {
+        log::warn!(
+            "[oslo_policy] enforce_scope = false is ignored: as in Glance 33 (oslo.policy 6), image \
+             calls with a system- or domain-scoped token are always refused"
+        );
+    }
+    if !config.enforce_new_defaults {
+        log::warn!(
+            "[oslo_policy] enforce_new_defaults = false: image rules the policy file does not set \
+             also allow their deprecated defaults (\"\", anyone); only the ownership rules still hold"
+        );
+    }
     config.bind_host = cli.bind_host.unwrap_or(config.bind_host);
     config.bind_port = cli.bind_port.unwrap_or(config.bind_port);
     if let Some(url) = cli.registry_url {

@@ -202,6 +202,39 @@ const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The rules Glance defines without `scope_types` (the building blocks the others refer to).
+/// Every other rule in [`DEFAULT_RULES`] is project-scoped, as all of Glance 33's are.
+const UNSCOPED_RULES: &[&str] = &[
+    "context_is_admin",
+    "default",
+    "service_api",
+    "metadef_admin",
+];
+
+/// The image rules whose deprecated (pre-secure-RBAC) default is `rule:default`. With
+/// `[oslo_policy] enforce_new_defaults = false` oslo.policy lets either the new or the
+/// deprecated default pass, for each of these that the policy file does not set.
+const DEPRECATED_TO_DEFAULT: &[&str] = &[
+    "add_image",
+    "delete_image",
+    "get_image",
+    "get_images",
+    "modify_image",
+    "communitize_image",
+    "download_image",
+    "upload_image",
+    "delete_image_location",
+    "get_image_location",
+    "set_image_location",
+    "add_member",
+    "delete_member",
+    "get_member",
+    "get_members",
+    "modify_member",
+    "deactivate",
+    "reactivate",
+];
+
 // ---------------------------------------------------------------------------------------------
 // Inputs: who is asking, about what.
 // ---------------------------------------------------------------------------------------------
@@ -315,6 +348,8 @@ impl From<&Context> for Credentials {
             project_id: ctx.project_id.clone(),
             roles: ctx.roles.clone(),
             is_admin: ctx.is_admin,
+            system_scope: ctx.system_scope.clone(),
+            domain_id: ctx.domain_id.clone(),
             ..Self::default()
         }
     }
@@ -1169,6 +1204,59 @@ impl Policy {
     /// Whether `name` is one of the rules Glance defines.
     pub fn is_known_rule(name: &str) -> bool {
         DEFAULT_RULES.iter().any(|(n, _)| *n == name)
+    }
+
+    /// Whether `action` is one of Glance's project-scoped rules, which refuse a token scoped to
+    /// the system or a domain (oslo.policy's scope check; always on in Glance 33).
+    pub fn is_project_scoped(action: &str) -> bool {
+        !UNSCOPED_RULES.contains(&action) && Self::is_known_rule(action)
+    }
+
+    /// The policy in force: the defaults, the operator's file (if any) laid over them and, with
+    /// `enforce_new_defaults` false, each image rule the file does not set widened to its new
+    /// *or* its deprecated default, as oslo.policy does.
+    pub fn configured(
+        path: Option<&Path>,
+        enforce_new_defaults: bool,
+    ) -> Result<Self, PolicyError> {
+        let mut policy = Self::defaults();
+        let mut set_by_file = Vec::new();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Read {
+                path: path.to_owned(),
+                error,
+            })?;
+            set_by_file = policy.apply_overrides(&text, &path.display().to_string())?;
+        }
+        if !enforce_new_defaults {
+            policy.allow_deprecated_defaults(&set_by_file);
+        }
+        Ok(policy)
+    }
+
+    /// Widens each rule of [`DEPRECATED_TO_DEFAULT`] not named in `set_by_file` to
+    /// `(<rule>) or rule:default` (`enforce_new_defaults = false`).
+    pub fn allow_deprecated_defaults(&mut self, set_by_file: &[String]) {
+        for name in DEPRECATED_TO_DEFAULT {
+            if set_by_file.iter().any(|n| n == name) {
+                continue;
+            }
+            let Some(current) = self.rules.get(*name) else {
+                continue;
+            };
+            if current.text().trim().is_empty() {
+                // "" already allows everyone.
+                continue;
+            }
+            let widened = format!("({}) or rule:default", current.text());
+            match Rule::parse(name, &widened) {
+                Ok(rule) => {
+                    self.rules.insert((*name).to_owned(), rule);
+                }
+                // A parsed rule in parentheses always parses again.
+                Err(e) => log::error!("deprecated default for {e}"),
+            }
+        }
     }
 
     /// The defaults with an operator's policy file (YAML or JSON, told apart by content) laid over

@@ -179,6 +179,10 @@ pub struct Identity {
     pub project_id: Option<String>,
     /// Role names, lower-cased (Keystone includes implied roles).
     pub roles: Vec<String>,
+    /// `"all"` for a system-scoped token (`"system": {"all": true}`).
+    pub system_scope: Option<String>,
+    /// The domain of a domain-scoped token.
+    pub domain_id: Option<String>,
     /// When the token expires.
     pub expires_at: DateTime<Utc>,
 }
@@ -432,6 +436,8 @@ pub fn identity_of(v: &Value) -> Result<Identity, AuthError> {
                     .collect()
             })
             .unwrap_or_default(),
+        system_scope: (t["system"]["all"] == Value::Bool(true)).then(|| "all".to_string()),
+        domain_id: t["domain"]["id"].as_str().map(str::to_string),
         expires_at,
     })
 }
@@ -508,6 +514,18 @@ mod tests {
         assert_eq!(id.user_id, "u1");
         assert_eq!(id.project_id.as_deref(), Some("p1"));
         assert_eq!(id.roles, vec!["member", "reader"]);
+        assert_eq!((id.system_scope, id.domain_id), (None, None));
+        let v = json!({"token": {"user": {"id": "u0"}, "system": {"all": true},
+            "roles": [{"name": "admin"}], "expires_at": later}});
+        let id = identity_of(&v).expect("system-scoped");
+        assert_eq!(id.system_scope.as_deref(), Some("all"));
+        assert_eq!(id.project_id, None);
+        let v = json!({"token": {"user": {"id": "u0"}, "domain": {"id": "d1", "name": "D"},
+            "roles": [{"name": "admin"}], "expires_at": later}});
+        assert_eq!(
+            identity_of(&v).expect("domain").domain_id.as_deref(),
+            Some("d1")
+        );
         let past = (Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
         let v = json!({"token": {"user": {"id": "u1"}, "roles": [], "expires_at": past}});
         assert!(matches!(identity_of(&v), Err(AuthError::Invalid(_))));

@@ -16,6 +16,11 @@ pub struct Context {
     pub request_id: String,
     /// The Keystone token to present to glance-registry on this caller's behalf.
     pub auth_token: Option<AuthToken>,
+    /// The token's system scope (`"all"`) when it is scoped to the system rather than to a
+    /// project. Glance's image rules are project-scoped, so such a caller is refused.
+    pub system_scope: Option<String>,
+    /// The domain a domain-scoped token is scoped to (refused by the image rules, as above).
+    pub domain_id: Option<String>,
 }
 
 /// Role names from a comma-separated header (`X-Roles`), trimmed and lower-cased as Glance
@@ -57,6 +62,8 @@ impl Context {
             roles,
             request_id: String::new(),
             auth_token: None,
+            system_scope: None,
+            domain_id: None,
         }
     }
 
@@ -74,7 +81,16 @@ impl Context {
             roles,
             request_id,
             auth_token: None,
+            system_scope: None,
+            domain_id: None,
         }
+    }
+
+    /// Whether the caller's token is scoped to a project (or is Glance's no-auth context),
+    /// as oslo.policy judges it: a token with a system or domain scope is not. Glance 33's
+    /// image rules all have `scope_types = ['project']`.
+    pub fn is_project_scoped(&self) -> bool {
+        self.system_scope.is_none() && self.domain_id.is_none()
     }
 
     /// Whether the caller holds a role (case-insensitive, as Glance lower-cases roles).

@@ -10,6 +10,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use glance_model::ownership::Change;
 use glance_model::wire::{LeaseRequest, LeaseToken, NewLocation, UploadComplete};
 use glance_model::{Context, ErrorKind, ImageId, ImageStatus};
 use glance_store::{ByteRange, StoreError, WriteLimits};
@@ -19,6 +20,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::policy::Read;
 use crate::view;
 
 /// Returns the image to `queued` unless the upload finished (or the image went away); runs on
@@ -100,7 +102,7 @@ async fn preflight(
         ));
     }
     let image = state.registry.get_image(ctx, &id).await?;
-    state.policy.image("upload_image", ctx, &image)?;
+    state.policy.change(Change::Upload, ctx, &image)?;
     if image.status != ImageStatus::Queued {
         return Err(ApiError::conflict(format!(
             "Image {id} is {}; data can only be uploaded to a queued image",
@@ -398,7 +400,7 @@ pub async fn download_image_data(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("download_image", &ctx, &image)?;
+    state.policy.read(Read::Download, &ctx, &image)?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is prohibited.",

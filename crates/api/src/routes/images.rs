@@ -8,6 +8,7 @@ use glance_model::image::{
     READ_ONLY_ATTRS, RESERVED_ATTRS, RESERVED_PREFIX, check_property_key, check_property_value,
     is_uuid_property,
 };
+use glance_model::ownership::Change;
 use glance_model::patch::{PatchMediaType, apply_patch_with_formats, parse_patch};
 use glance_model::wire::{ImageUpdate, NewImage};
 use glance_model::{ErrorKind, ImageId, ImageStatus, Visibility};
@@ -99,7 +100,7 @@ pub async fn show_image(
     Caller(ctx): Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.policy.list(&ctx)?;
+    state.policy.before_show(&ctx)?;
     let image = state.registry.get_image(&ctx, &image_id(&id)?).await?;
     state.policy.show(&ctx, &image)?;
     Ok(HttpResponse::Ok().json(view::image(&state, &image)))
@@ -283,7 +284,7 @@ pub async fn update_image(
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON in request body: {e}")))?;
     let changes = parse_patch(media, &doc)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("modify_image", &ctx, &image)?;
+    state.policy.change(Change::Modify, &ctx, &image)?;
     let update = apply_patch_with_formats(&image, media, &changes, &ctx, &formats(&state))?;
     if let Some(to) = update.visibility {
         state.policy.set_visibility(&ctx, &image, to)?;
@@ -310,7 +311,7 @@ pub async fn delete_image(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("delete_image", &ctx, &image)?;
+    state.policy.change(Change::Delete, &ctx, &image)?;
     if image.protected {
         return Err(ApiError::forbidden(format!(
             "Image {id} is protected and cannot be deleted; set protected to false first"
@@ -335,13 +336,21 @@ pub async fn image_action(
 ) -> Result<HttpResponse, ApiError> {
     let (raw, action) = path.into_inner();
     let id = image_id(&raw)?;
-    let (from, to) = match action.as_str() {
-        "deactivate" => (ImageStatus::Active, ImageStatus::Deactivated),
-        "reactivate" => (ImageStatus::Deactivated, ImageStatus::Active),
+    let (change, from, to) = match action.as_str() {
+        "deactivate" => (
+            Change::Deactivate,
+            ImageStatus::Active,
+            ImageStatus::Deactivated,
+        ),
+        "reactivate" => (
+            Change::Reactivate,
+            ImageStatus::Deactivated,
+            ImageStatus::Active,
+        ),
         _ => return Err(ApiError::not_found(format!("No action named {action}"))),
     };
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image(&action, &ctx, &image)?;
+    state.policy.change(change, &ctx, &image)?;
     if image.status == to {
         // Glance treats repeating the action as a no-op.
         return Ok(HttpResponse::NoContent().finish());
@@ -371,7 +380,7 @@ pub async fn add_tag(
     let id = image_id(&raw)?;
     glance_model::image::check_tag(&tag)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("modify_image", &ctx, &image)?;
+    state.policy.change(Change::AddTag, &ctx, &image)?;
     state.registry.add_tag(&ctx, &id, &tag).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -385,7 +394,7 @@ pub async fn delete_tag(
     let (raw, tag) = path.into_inner();
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("modify_image", &ctx, &image)?;
+    state.policy.change(Change::DeleteTag, &ctx, &image)?;
     state.registry.delete_tag(&ctx, &id, &tag).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,7 @@
 //! `/v2/images/{id}/members[/{member}]`: sharing an image with other projects.
 
 use actix_web::{HttpResponse, web};
+use glance_model::ownership::Change;
 use glance_model::wire::MemberUpdate;
 use glance_model::{MemberStatus, Visibility};
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::policy::Read;
 use crate::view;
 
 fn only_shared(visibility: Visibility) -> Result<(), ApiError> {
@@ -31,7 +33,7 @@ pub async fn list_members(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("get_members", &ctx, &image)?;
+    state.policy.read(Read::GetMembers, &ctx, &image)?;
     only_shared(image.visibility)?;
     let members = state.registry.list_members(&ctx, &id).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -60,7 +62,7 @@ pub async fn create_member(
         .ok_or_else(|| ApiError::bad_request("member must be a project id string"))?;
     glance_model::member::validate_member_id(member)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("add_member", &ctx, &image)?;
+    state.policy.change(Change::AddMember, &ctx, &image)?;
     only_shared(image.visibility)?;
     let m = state.registry.add_member(&ctx, &id, member).await?;
     Ok(HttpResponse::Ok().json(view::member(&m)))
@@ -75,7 +77,7 @@ pub async fn show_member(
     let (raw, member) = path.into_inner();
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.member("get_member", &ctx, &image, &member)?;
+    state.policy.show_member(&ctx, &image, &member)?;
     only_shared(image.visibility)?;
     let m = state.registry.get_member(&ctx, &id, &member).await?;
     Ok(HttpResponse::Ok().json(view::member(&m)))
@@ -110,9 +112,7 @@ pub async fn update_member(
     only_shared(image.visibility)?;
     // Make sure the membership exists (404) before saying who may change it (403).
     state.registry.get_member(&ctx, &id, &member).await?;
-    state
-        .policy
-        .member("modify_member", &ctx, &image, &member)?;
+    state.policy.set_member_status(&ctx, &image, &member)?;
     let m = state
         .registry
         .update_member(&ctx, &id, &member, &MemberUpdate { status })
@@ -129,7 +129,7 @@ pub async fn delete_member(
     let (raw, member) = path.into_inner();
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.image("delete_member", &ctx, &image)?;
+    state.policy.change(Change::DeleteMember, &ctx, &image)?;
     only_shared(image.visibility)?;
     state.registry.delete_member(&ctx, &id, &member).await?;
     Ok(HttpResponse::NoContent().finish())
