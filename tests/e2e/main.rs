@@ -15,6 +15,7 @@ mod api_recovery;
 mod cloud;
 mod daemons;
 mod db_connections;
+mod db_refused;
 mod ha;
 mod harness;
 mod keystone;

@@ -24,6 +24,10 @@ pub struct RegistryClient {
     secret: Option<String>,
 }
 
+/// Longest glance-api's `/healthcheck` waits for the registry's: a little more than the
+/// registry gives its database (700 ms), and under the second a load balancer's check allows.
+pub const HEALTH_WITHIN: Duration = Duration::from_millis(900);
+
 /// Header carrying `registry_shared_secret` (the registry's `trusted-auth` mode).
 pub const HEADER_REGISTRY_SECRET: &str = "x-glance-registry-secret";
 
@@ -345,11 +349,13 @@ impl RegistryClient {
         Ok(u.size_bytes)
     }
 
-    /// Whether the registry (and its database) answers its health check.
+    /// Whether the registry (and its database) answers its health check, within
+    /// [`HEALTH_WITHIN`] (a registry that does not answer by then is reported unreachable).
     pub async fn healthy(&self) -> RegistryHealth {
         let resp = match self
             .http
             .get(format!("{}/healthcheck", self.base))
+            .timeout(HEALTH_WITHIN)
             .send()
             .await
         {
