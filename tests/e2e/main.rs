@@ -29,4 +29,5 @@ mod registry_images;
 mod registry_list;
 mod registry_uploads;
 mod registry_writes;
+mod replay;
 mod store_shared;

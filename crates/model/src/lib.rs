@@ -11,6 +11,7 @@ pub mod format;
 pub mod image;
 pub mod member;
 pub mod patch;
+pub mod replay;
 pub mod status;
 pub mod time;
 pub mod visibility;
