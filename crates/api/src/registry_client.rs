@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use glance_model::wire::{
-    ErrorBody, HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
-    ImageList, ImageUpdate, Lease, LeaseList, LeaseRequest, LeaseToken, MemberList, MemberUpdate,
-    NewImage, NewMember, REGISTRY_CLIENT_IDLE_SECS, UploadComplete, Usage,
+    ErrorBody, HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REPLAY, HEADER_REQUEST_ID, HEADER_ROLES,
+    HEADER_USER_ID, ImageList, ImageUpdate, Lease, LeaseList, LeaseRequest, LeaseToken, MemberList,
+    MemberUpdate, NewImage, NewMember, REGISTRY_CLIENT_IDLE_SECS, UploadComplete, Usage,
 };
 use glance_model::{Context, ErrorKind, Image, ImageId, Member};
 use reqwest::{Method, StatusCode};
@@ -23,6 +23,18 @@ pub struct RegistryClient {
     http: reqwest::Client,
     secret: Option<String>,
 }
+
+/// Longest glance-api's `/healthcheck` waits for the registry's: a little more than the
+/// registry gives its database (700 ms), and under the second a load balancer's check allows.
+pub const HEALTH_WITHIN: Duration = Duration::from_millis(900);
+
+/// The pauses before each resend of a replayable write whose connection failed: about a
+/// second and a half in all, long enough for a registry that systemd restarts.
+const RESEND_AFTER: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(300),
+    Duration::from_millis(1000),
+];
 
 /// Header carrying `registry_shared_secret` (the registry's `trusted-auth` mode).
 pub const HEADER_REGISTRY_SECRET: &str = "x-glance-registry-secret";
@@ -70,11 +82,64 @@ impl RegistryClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ApiError> {
+        let resp = self
+            .send(ctx, method, path, body, 0)
+            .await
+            .map_err(|e| ApiError::RegistryUnavailable(crate::error::chain(&e)))?;
+        Self::read(resp).await
+    }
+
+    /// [`RegistryClient::call`] for a write the registry answers the same when it is sent
+    /// again (see [`glance_model::replay`]): when the connection fails, before or after the
+    /// request went out, it is sent again, marked as a resend, after each of
+    /// [`RESEND_AFTER`]. So a registry that dies (or drops a keep-alive connection) between
+    /// committing a create and answering it still gives the client the image it made, never
+    /// a 503 that the client would answer with a second create. A timeout is not resent (the
+    /// registry is alive but slow; the wait would only double).
+    async fn replayable<B: Serialize, T: DeserializeOwned>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<T>, ApiError> {
+        let mut attempt = 0;
+        loop {
+            match self.send(ctx, method.clone(), path, body, attempt).await {
+                Ok(resp) => return Self::read(resp).await,
+                Err(e) if e.is_timeout() || attempt >= RESEND_AFTER.len() => {
+                    return Err(ApiError::RegistryUnavailable(crate::error::chain(&e)));
+                }
+                Err(e) => {
+                    log::warn!(
+                        "request {}: {method} {path} to the registry failed ({}); sending it again",
+                        ctx.request_id,
+                        crate::error::chain(&e)
+                    );
+                    tokio::time::sleep(RESEND_AFTER[attempt]).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Sends one request; `attempt` above 0 marks it as a resend.
+    async fn send<B: Serialize>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        attempt: usize,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .header(HEADER_REQUEST_ID, &ctx.request_id)
             .header(HEADER_IS_ADMIN, if ctx.is_admin { "true" } else { "false" });
+        if attempt > 0 {
+            req = req.header(HEADER_REPLAY, attempt.to_string());
+        }
         if let Some(u) = &ctx.user_id {
             req = req.header(HEADER_USER_ID, u);
         }
@@ -93,10 +158,11 @@ impl RegistryClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ApiError::RegistryUnavailable(crate::error::chain(&e)))?;
+        req.send().await
+    }
+
+    /// The registry's answer: its body, `None` for a 204, or the error it maps to.
+    async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<Option<T>, ApiError> {
         let status = resp.status();
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
@@ -137,6 +203,18 @@ impl RegistryClient {
             .ok_or_else(|| ApiError::RegistryUnavailable("empty registry answer".to_string()))
     }
 
+    async fn expect_replayable<B: Serialize, T: DeserializeOwned>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        self.replayable(ctx, method, path, body)
+            .await?
+            .ok_or_else(|| ApiError::RegistryUnavailable("empty registry answer".to_string()))
+    }
+
     async fn no_content<B: Serialize>(
         &self,
         ctx: &Context,
@@ -166,9 +244,10 @@ impl RegistryClient {
             .await
     }
 
-    /// Creates an image.
+    /// Creates an image; sent again if the answer is lost, so `new.id` should be set (the
+    /// registry recognises a resend by the id; with none it would choose another).
     pub async fn create_image(&self, ctx: &Context, new: &NewImage) -> Result<Image, ApiError> {
-        self.expect(ctx, Method::POST, "/v1/images", Some(new))
+        self.expect_replayable(ctx, Method::POST, "/v1/images", Some(new))
             .await
     }
 
@@ -197,14 +276,17 @@ impl RegistryClient {
     /// Adds a tag (idempotent).
     pub async fn add_tag(&self, ctx: &Context, id: &ImageId, tag: &str) -> Result<(), ApiError> {
         let path = format!("/v1/images/{id}/tags/{}", encode(tag));
-        self.no_content::<()>(ctx, Method::PUT, &path, None).await
+        self.replayable::<(), serde_json::Value>(ctx, Method::PUT, &path, None)
+            .await
+            .map(|_| ())
     }
 
     /// Removes a tag (404 when absent).
     pub async fn delete_tag(&self, ctx: &Context, id: &ImageId, tag: &str) -> Result<(), ApiError> {
         let path = format!("/v1/images/{id}/tags/{}", encode(tag));
-        self.no_content::<()>(ctx, Method::DELETE, &path, None)
+        self.replayable::<(), serde_json::Value>(ctx, Method::DELETE, &path, None)
             .await
+            .map(|_| ())
     }
 
     /// The image's members the caller may see.
@@ -225,7 +307,7 @@ impl RegistryClient {
         let body = NewMember {
             member: member.to_string(),
         };
-        self.expect(
+        self.expect_replayable(
             ctx,
             Method::POST,
             &format!("/v1/images/{id}/members"),
@@ -254,7 +336,8 @@ impl RegistryClient {
         update: &MemberUpdate,
     ) -> Result<Member, ApiError> {
         let path = format!("/v1/images/{id}/members/{}", encode(member));
-        self.expect(ctx, Method::PUT, &path, Some(update)).await
+        self.expect_replayable(ctx, Method::PUT, &path, Some(update))
+            .await
     }
 
     /// Removes a membership.
@@ -265,8 +348,9 @@ impl RegistryClient {
         member: &str,
     ) -> Result<(), ApiError> {
         let path = format!("/v1/images/{id}/members/{}", encode(member));
-        self.no_content::<()>(ctx, Method::DELETE, &path, None)
+        self.replayable::<(), serde_json::Value>(ctx, Method::DELETE, &path, None)
             .await
+            .map(|_| ())
     }
 
     /// `queued → saving` and an upload lease for this node.
@@ -364,11 +448,13 @@ impl RegistryClient {
         ))
     }
 
-    /// Whether the registry (and its database) answers its health check.
+    /// Whether the registry (and its database) answers its health check, within
+    /// [`HEALTH_WITHIN`] (a registry that does not answer by then is reported unreachable).
     pub async fn healthy(&self) -> RegistryHealth {
         let resp = match self
             .http
             .get(format!("{}/healthcheck", self.base))
+            .timeout(HEALTH_WITHIN)
             .send()
             .await
         {

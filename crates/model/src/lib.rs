@@ -12,6 +12,7 @@ pub mod image;
 pub mod member;
 pub mod ownership;
 pub mod patch;
+pub mod replay;
 pub mod status;
 pub mod time;
 pub mod visibility;

@@ -24,6 +24,9 @@ pub const HEADER_PROJECT_ID: &str = "x-project-id";
 pub const HEADER_ROLES: &str = "x-roles";
 /// Header saying the caller is an admin (`true`/`false`).
 pub const HEADER_IS_ADMIN: &str = "x-glance-is-admin";
+/// Header glance-api sets on a registry write it sends again because the first sending's
+/// answer was lost (see [`crate::replay`]); its value is the attempt number.
+pub const HEADER_REPLAY: &str = "x-glance-replay";
 /// Header carrying the request id, shared with Glance's public API.
 pub const HEADER_REQUEST_ID: &str = "x-openstack-request-id";
 

@@ -36,6 +36,15 @@ pub enum RegistryError {
     /// No pooled connection became free in time, or none could be opened.
     #[error("no database connection available")]
     Pool(#[from] r2d2::Error),
+    /// The database refused the latest login (a changed password, a locked account, a server
+    /// that is down), and no pooled connection was free: answered at once, not after a wait.
+    #[error("the database at {url} refuses connections: {cause}")]
+    Refused {
+        /// The URL with its password hidden.
+        url: String,
+        /// The database's reason, as its driver gave it.
+        cause: String,
+    },
     /// Every database slot stayed taken for `pool_timeout`.
     #[error("no database connection became free within {0} s")]
     Busy(u64),
@@ -82,9 +91,11 @@ impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Rule(e) => e.kind(),
-            Self::Connect { .. } | Self::Pool(_) | Self::Busy(_) | Self::NotCommitted(_) => {
-                ErrorKind::Unavailable
-            }
+            Self::Connect { .. }
+            | Self::Refused { .. }
+            | Self::Pool(_)
+            | Self::Busy(_)
+            | Self::NotCommitted(_) => ErrorKind::Unavailable,
             Self::SchemaOutdated(_) => ErrorKind::Unavailable,
             Self::Query(diesel::result::Error::NotFound) => ErrorKind::NotFound,
             Self::Query(diesel::result::Error::DatabaseError(kind, info)) => match kind {

@@ -229,7 +229,10 @@ pub async fn create_image(
     Caller(ctx): Caller,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = parse_create(&body, &formats(&state))?;
+    let mut new = parse_create(&body, &formats(&state))?;
+    // glance-api chooses the id (when the client did not), so that a create the registry
+    // committed but whose answer was lost can be sent again and recognised by its id.
+    new.id.get_or_insert_with(ImageId::new);
     state.policy.add_image(&ctx, new.owner.as_deref())?;
     if let Some(v @ (Visibility::Public | Visibility::Community)) = new.visibility {
         state.policy.new_visibility(&ctx, new.owner.as_deref(), v)?;

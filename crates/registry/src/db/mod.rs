@@ -4,6 +4,7 @@
 pub mod generations;
 pub mod images;
 pub mod leases;
+pub mod login;
 pub mod members;
 pub mod migrate;
 pub mod page;
@@ -762,10 +763,12 @@ impl std::ops::DerefMut for PooledConn {
     }
 }
 
-/// Opens pooled connections by URL scheme (never by trying each backend in turn).
+/// Opens pooled connections by URL scheme (never by trying each backend in turn), and
+/// records each login's outcome in [`login::Logins`].
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DbUrl,
+    logins: std::sync::Arc<login::Logins>,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -773,7 +776,12 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = RegistryError;
 
     fn connect(&self) -> Result<PooledConn, RegistryError> {
-        PooledConn::open(&self.url)
+        let conn = PooledConn::open(&self.url);
+        match &conn {
+            Ok(_) => self.logins.succeeded(),
+            Err(e) => self.logins.failed(e),
+        }
+        conn
     }
 
     /// A connection given back moments ago whose socket is quiet is alive: no round trip.
@@ -799,6 +807,10 @@ impl r2d2::ManageConnection for ConnectionManager {
         )
     }
 }
+
+/// Longest gap between two of the pool's background login retries while the database
+/// refuses logins (r2d2 backs off up to half its connection timeout).
+const POOL_RETRY_CAP: Duration = Duration::from_millis(500);
 
 /// Pool settings (`[database] max_pool_size`, `pool_timeout`).
 #[derive(Debug, Clone, Copy)]
@@ -831,6 +843,8 @@ pub struct Database {
     slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// How long a request waits for a slot (`pool_timeout`).
     wait: Duration,
+    /// The outcome of the latest login (see [`login`]).
+    logins: std::sync::Arc<login::Logins>,
 }
 
 impl std::fmt::Debug for Database {
@@ -850,13 +864,25 @@ impl Database {
             Backend::Sqlite => opts.max_size.min(4),
             _ => opts.max_size,
         };
+        let logins = std::sync::Arc::new(login::Logins::default());
         let pool = r2d2::Pool::builder()
             .max_size(max_size.max(1))
             // A SQLite file cannot go away under an open connection; a server connection can.
             .test_on_check_out(url.backend != Backend::Sqlite)
             .min_idle(Some(1))
-            .connection_timeout(opts.timeout)
-            .build(ConnectionManager { url: url.clone() })?;
+            // Waits are bounded by `login::check_out` (and `opts.timeout`), not by r2d2. Its
+            // connection timeout still caps the gap between its background login retries at
+            // half of it: short, so a refilled pool follows a database that accepts logins
+            // again within half a second.
+            .connection_timeout(POOL_RETRY_CAP * 2)
+            // Each failed login is logged once per outage by `login::Logins`, not per retry.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            // The connection opened above proved the database reachable; waiting here for
+            // `min_idle` would bound a slow login by the short timeout above.
+            .build_unchecked(ConnectionManager {
+                url: url.clone(),
+                logins: logins.clone(),
+            });
         Ok(Self {
             pool,
             url: url.clone(),
@@ -867,6 +893,7 @@ impl Database {
             },
             slots: std::sync::Arc::new(tokio::sync::Semaphore::new(max_size.max(1) as usize)),
             wait: opts.timeout,
+            logins,
         })
     }
 
@@ -897,7 +924,7 @@ impl Database {
 
     /// A connection for synchronous callers (glance-manage, tests).
     pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, RegistryError> {
-        Ok(self.pool.get()?)
+        Ok(self.pool.get_timeout(self.wait)?)
     }
 
     /// Runs a short read (never a write): on SQLite, on the calling thread when a pooled
@@ -930,10 +957,15 @@ impl Database {
             .await
             .map_err(|_| RegistryError::Busy(self.wait.as_secs()))?
             .map_err(|_| RegistryError::Cancelled)?;
-        let pool = self.pool.clone();
+        let (pool, logins, url, wait) = (
+            self.pool.clone(),
+            self.logins.clone(),
+            self.url.clone(),
+            self.wait,
+        );
         actix_web::web::block(move || {
             let _slot = slot;
-            let mut conn = pool.get()?;
+            let mut conn = login::check_out(&pool, &logins, &url, wait)?;
             f(&mut conn)
         })
         .await

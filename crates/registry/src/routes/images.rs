@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
 use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
-use super::{ApiError, Caller, image_id};
+use super::{ApiError, Caller, image_id, replayed};
 use crate::app::AppState;
 use crate::db::{images, tags};
 
@@ -52,16 +52,41 @@ fn json_body(body: bytes::Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// `POST /v1/images`
+/// `POST /v1/images`. A resend by glance-api ([`replayed`]) of a create that committed is
+/// answered with the image it made (see [`glance_model::replay`]).
 pub async fn create_image(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     body: web::Json<NewImage>,
 ) -> Result<HttpResponse, ApiError> {
-    let image = state
-        .db
-        .write(move |c| images::insert(c, &ctx, body.into_inner()))
-        .await?;
+    let new = body.into_inner();
+    // Kept only for a resend, so a first sending pays nothing for it.
+    let replay = replayed(&req).then(|| (new.clone(), ctx.clone()));
+    let made = state.db.write(move |c| images::insert(c, &ctx, new)).await;
+    let image = match (made, replay) {
+        (Err(e), Some((new, ctx)))
+            if e.kind() == glance_model::ErrorKind::Conflict && new.id.is_some() =>
+        {
+            let id = new.id.unwrap_or_default();
+            let project = ctx.project_id.clone();
+            let image = state.db.run(move |c| images::show(c, &ctx, &id)).await;
+            match image {
+                Ok(image)
+                    if glance_model::replay::is_created_by(&image, &new, project.as_deref()) =>
+                {
+                    log::info!("image {id}: a resent create answered with the image it made");
+                    // Answered from the database, and the record cache left as it is: the
+                    // first sending's answer went through it already.
+                    return Ok(HttpResponse::Created()
+                        .insert_header(("location", format!("/v1/images/{id}")))
+                        .json(image));
+                }
+                _ => return Err(e.into()),
+            }
+        }
+        (made, _) => made?,
+    };
     let location = ("location", format!("/v1/images/{}", image.id));
     match (&state.cache, serde_json::to_vec(&image)) {
         (Some(cache), Ok(json)) => {
@@ -169,18 +194,33 @@ pub async fn add_tag(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /v1/images/{id}/tags/{tag}`
+/// `DELETE /v1/images/{id}/tags/{tag}`; a resent removal ([`replayed`]) of a tag that is
+/// gone is a success.
 pub async fn delete_tag(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
-    state
+    let (ctx2, id2) = (ctx.clone(), id);
+    let removed = state
         .db
         .write(move |c| tags::remove(c, &ctx, &id, &tag))
-        .await?;
+        .await;
+    match removed {
+        // A resent removal finds the tag gone from an image the caller sees: the first
+        // sending removed it.
+        Err(e) if e.kind() == glance_model::ErrorKind::NotFound && replayed(&req) => {
+            state
+                .db
+                .run(move |c| images::show(c, &ctx2, &id2))
+                .await
+                .map_err(|_| e)?;
+        }
+        other => other?,
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,9 +1,10 @@
 //! `/v1/images/{id}/members[/{member}]`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use glance_model::ErrorKind;
 use glance_model::wire::{MemberList, MemberUpdate, NewMember};
 
-use super::{ApiError, Caller, image_id};
+use super::{ApiError, Caller, image_id, replayed};
 use crate::app::AppState;
 use crate::db::members;
 
@@ -18,8 +19,10 @@ pub async fn list_members(
     Ok(HttpResponse::Ok().json(MemberList { members: list }))
 }
 
-/// `POST /v1/images/{id}/members`
+/// `POST /v1/images/{id}/members`; a resend ([`replayed`]) of an add that committed is
+/// answered with the membership it made.
 pub async fn create_member(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
@@ -27,10 +30,22 @@ pub async fn create_member(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     body.validate()?;
-    let m = state
+    let member = body.into_inner().member;
+    // Kept only for a resend, so a first sending pays nothing for it.
+    let replay = replayed(&req).then(|| (ctx.clone(), member.clone()));
+    let added = state
         .db
-        .write(move |c| members::add(c, &ctx, &id, &body.member))
-        .await?;
+        .write(move |c| members::add(c, &ctx, &id, &member))
+        .await;
+    let m = match (added, replay) {
+        // A resent add finds the membership made: the first sending made it.
+        (Err(e), Some((ctx, member))) if e.kind() == ErrorKind::Conflict => state
+            .db
+            .run(move |c| members::find(c, &ctx, &id, &member))
+            .await
+            .map_err(|_| e)?,
+        (added, _) => added?,
+    };
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -66,17 +81,32 @@ pub async fn update_member(
     Ok(HttpResponse::Ok().json(m))
 }
 
-/// `DELETE /v1/images/{id}/members/{member}`
+/// `DELETE /v1/images/{id}/members/{member}`; a resent removal ([`replayed`]) of a
+/// membership that is gone is a success.
 pub async fn delete_member(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
-    state
+    let ctx2 = ctx.clone();
+    let removed = state
         .db
         .write(move |c| members::remove(c, &ctx, &id, &member))
-        .await?;
+        .await;
+    match removed {
+        // A resent removal finds the membership gone from an image the caller sees: the
+        // first sending removed it.
+        Err(e) if e.kind() == ErrorKind::NotFound && replayed(&req) => {
+            state
+                .db
+                .run(move |c| crate::db::images::show(c, &ctx2, &id))
+                .await
+                .map_err(|_| e)?;
+        }
+        other => other?,
+    }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -38,6 +38,13 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// Whether this request is glance-api sending a write again after losing the answer to the
+/// first sending (see [`glance_model::replay`]).
+pub fn replayed(req: &HttpRequest) -> bool {
+    req.headers()
+        .contains_key(glance_model::wire::HEADER_REPLAY)
+}
+
 /// The HTTP status of an error kind.
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
