@@ -24,6 +24,7 @@ mod registry_bad_input;
 mod registry_cache;
 mod registry_cas;
 mod registry_connections;
+mod registry_hardening;
 mod registry_images;
 mod registry_list;
 mod registry_uploads;

@@ -16,6 +16,12 @@ use crate::visibility::Visibility;
 /// Longest name, tag, property key, owner or member id Glance stores (`VARCHAR(255)`).
 pub const MAX_STRING_LEN: usize = 255;
 
+/// Longest custom property value, in bytes: Glance's `image_properties.value` is a `TEXT`
+/// column, which holds at most 65,535 bytes on MySQL/MariaDB. SQLite and PostgreSQL would
+/// store more, so the limit is checked here, before any database sees the value, and every
+/// backend answers the same.
+pub const MAX_PROPERTY_VALUE_BYTES: usize = 65_535;
+
 /// Glance's reserved namespace for service-managed properties.
 pub const RESERVED_PREFIX: &str = "os_glance";
 
@@ -211,6 +217,19 @@ pub fn check_tag(tag: &str) -> Result<(), ModelError> {
     check_len("Tag", tag, MAX_STRING_LEN)
 }
 
+/// Checks a custom property value's size (see [`MAX_PROPERTY_VALUE_BYTES`]): a longer value
+/// is a 400, whatever the backend.
+pub fn check_property_value(key: &str, value: &str) -> Result<(), ModelError> {
+    if value.len() > MAX_PROPERTY_VALUE_BYTES {
+        return Err(ModelError::bad_request(format!(
+            "The value of property '{}' is too long: {} bytes, at most {MAX_PROPERTY_VALUE_BYTES} allowed",
+            truncate(key, 64),
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a custom property key: not a base attribute, not reserved, not in the `os_glance`
 /// namespace, at most 255 characters.
 pub fn check_property_key(key: &str) -> Result<(), ModelError> {
@@ -314,6 +333,12 @@ mod tests {
         );
         assert!(check_property_key(&"k".repeat(255)).is_ok());
         assert!(check_property_key("").is_err());
+        assert!(check_property_value("k", &"v".repeat(MAX_PROPERTY_VALUE_BYTES)).is_ok());
+        let e = check_property_value("k", &"v".repeat(MAX_PROPERTY_VALUE_BYTES + 1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.message().contains("65535"), "{}", e.message());
+        // Bytes, not characters: MySQL's TEXT limit is in bytes.
+        assert!(check_property_value("k", &"é".repeat(MAX_PROPERTY_VALUE_BYTES / 2 + 1)).is_err());
     }
 
     #[test]

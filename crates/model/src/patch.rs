@@ -14,7 +14,7 @@ use crate::error::{ErrorKind, ModelError};
 use crate::format::Formats;
 use crate::image::{
     Image, MAX_STRING_LEN, READ_ONLY_ATTRS, RESERVED_ATTRS, RESERVED_PREFIX, check_len, check_min,
-    check_property_key, check_tag, truncate,
+    check_property_key, check_property_value, check_tag, truncate,
 };
 use crate::status::ImageStatus;
 use crate::visibility::Visibility;
@@ -495,6 +495,9 @@ fn check_change<'a>(change: &'a PatchChange, formats: &Formats) -> Result<Checke
             })
         })
         .transpose()?;
+    if let Some(v) = &value {
+        check_property_value(root, v)?;
+    }
     Ok(Checked::Custom {
         op: change.op,
         key: root,

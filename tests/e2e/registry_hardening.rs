@@ -1,0 +1,116 @@
+//! Requests that once held the registry or got a misleading 503: endless sorts, thousands of
+//! filters, oversized property values. Each gets a prompt 4xx with a JSON message, on every
+//! backend, and leaves the service answering.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use glance_model::image::MAX_PROPERTY_VALUE_BYTES;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::cloud::TestCloud;
+use crate::harness::{TestRegistry, backends, expect_error};
+
+/// A client that gives up long before a hung request would end: the test then fails rather
+/// than hangs if a query is ever slow to build again. No timing is asserted beyond that.
+fn impatient() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?)
+}
+
+/// 1,000 sort keys (both syntaxes) and 1,000 property filters, sent to glance-api and to
+/// glance-registry itself: each is a 400 naming the problem, and listing still works after.
+#[actix_web::test]
+async fn a_thousand_sort_keys_or_filters_get_a_prompt_400() -> Result<()> {
+    let sort_new = format!("sort={}", vec!["name"; 1000].join(","));
+    let sort_old = vec!["sort_key=name"; 1000].join("&");
+    let props = (0..1000)
+        .map(|i| format!("prop{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let cases = [
+        (sort_new.as_str(), "more than once"),
+        (sort_old.as_str(), "more than once"),
+        (props.as_str(), "too many property filters"),
+    ];
+    for b in backends() {
+        let cloud = TestCloud::with_config(b, "").await?;
+        let registry = TestRegistry::start(b).await?;
+        let http = impatient()?;
+        cloud.create(json!({"name": "kept"})).await?;
+        for (query, says) in cases {
+            let via_api = http
+                .get(format!("{}/v2/images?{query}", cloud.base))
+                .header("accept", "application/json")
+                .send()
+                .await?;
+            expect_error(via_api, 400, says).await?;
+            let direct = http
+                .get(format!("{}/v1/images?{query}", registry.base))
+                .header(glance_model::wire::HEADER_IS_ADMIN, "true")
+                .send()
+                .await?;
+            expect_error(direct, 400, says).await?;
+        }
+        // Eight distinct keys, each once, are still a valid sort.
+        let all = glance_model::filter::SORT_KEYS.join(",");
+        let res = http
+            .get(format!("{}/v2/images?sort={all}", cloud.base))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        let body: serde_json::Value = res.json().await?;
+        assert_eq!(body["images"].as_array().map(Vec::len), Some(1), "{b}");
+    }
+    Ok(())
+}
+
+/// A property value over 65,535 bytes (what MariaDB's TEXT column holds) is a 400 on every
+/// backend, on create and on update, before the database sees it; one at the limit is kept.
+#[actix_web::test]
+async fn an_oversized_property_value_is_400_on_every_backend() -> Result<()> {
+    let at_limit = "v".repeat(MAX_PROPERTY_VALUE_BYTES);
+    let over = "v".repeat(MAX_PROPERTY_VALUE_BYTES + 1);
+    for b in backends() {
+        let cloud = TestCloud::with_config(b, "").await?;
+        let res = cloud
+            .req(Method::POST, "/v2/images")
+            .json(&json!({"name": "big", "big_prop": over}))
+            .send()
+            .await?;
+        expect_error(res, 400, "too long").await?;
+        let img = cloud.create(json!({"name": "ok"})).await?;
+        let id = img["id"].as_str().unwrap();
+        let patch = |value: &str| {
+            cloud
+                .req(Method::PATCH, &format!("/v2/images/{id}"))
+                .header(
+                    "content-type",
+                    "application/openstack-images-v2.1-json-patch",
+                )
+                .body(json!([{"op": "add", "path": "/big_prop", "value": value}]).to_string())
+                .send()
+        };
+        expect_error(patch(&over).await?, 400, "too long").await?;
+        let res = patch(&at_limit).await?;
+        assert_eq!(res.status(), 200, "{b}: {}", res.text().await?);
+        let shown = cloud.show(id).await?;
+        assert_eq!(
+            shown["big_prop"].as_str().map(str::len),
+            Some(at_limit.len()),
+            "{b}"
+        );
+
+        // The registry checks its own input too.
+        let registry = TestRegistry::start(b).await?;
+        let res = registry
+            .req(Method::POST, "/v1/images", "p", "member")
+            .json(&json!({"name": "big", "properties": {"big_prop": over}}))
+            .send()
+            .await?;
+        expect_error(res, 400, "too long").await?;
+    }
+    Ok(())
+}
