@@ -18,6 +18,7 @@ mod db_connections;
 mod ha;
 mod harness;
 mod keystone;
+mod manage_purge;
 mod migrations;
 mod procs;
 mod registry_bad_input;
