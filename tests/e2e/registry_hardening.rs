@@ -114,3 +114,61 @@ async fn an_oversized_property_value_is_400_on_every_backend() -> Result<()> {
     }
     Ok(())
 }
+
+/// A statement that would run for ever is stopped by the statement timeout on every backend:
+/// the request gets the 503 kind with a message naming the setting, and the connection (or
+/// its replacement) serves the next request. Without the timeout the runaway statement never
+/// ends; the test's own deadline then fails it instead of hanging.
+#[actix_web::test]
+async fn a_runaway_statement_is_stopped_by_the_statement_timeout() -> Result<()> {
+    use diesel::RunQueryDsl as _;
+    use glance_model::ErrorKind;
+    use glance_registry::db::{Database, DbUrl, PoolOptions, migrate};
+
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    for b in backends() {
+        let test_db = crate::harness::TestDb::new(b)?;
+        let url = DbUrl::parse(&test_db.url)?;
+        migrate::sync(&mut glance_registry::db::DbConnection::open(&url)?)?;
+        let db = Database::connect(
+            &url,
+            PoolOptions {
+                max_size: 1,
+                statement_timeout: Some(Duration::from_secs(1)),
+                ..PoolOptions::default()
+            },
+        )?;
+        // Counts rows of an endless recursion: never finishes on its own.
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT COUNT(*) AS n FROM c";
+        let mariadb = b == "mysql";
+        let run = db.run(move |conn| {
+            if mariadb {
+                // MariaDB stops a recursion after 1,000 rounds by default.
+                use diesel::connection::SimpleConnection as _;
+                conn.batch_execute("SET SESSION max_recursive_iterations = 4294967295")?;
+            }
+            Ok(diesel::sql_query(endless).load::<N>(conn)?)
+        });
+        let err = match tokio::time::timeout(Duration::from_secs(20), run).await {
+            Err(_) => anyhow::bail!("{b}: the statement was not stopped within 20 s"),
+            Ok(Ok(rows)) => anyhow::bail!("{b}: an endless statement returned {} rows", rows.len()),
+            Ok(Err(e)) => e,
+        };
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{b}: {err:?}");
+        assert!(
+            err.public_message().contains("statement_timeout"),
+            "{b}: {}",
+            err.public_message()
+        );
+        let one = db
+            .run(|conn| Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM images").load::<N>(conn)?))
+            .await?;
+        assert_eq!(one.first().map(|r| r.n), Some(0), "{b}");
+    }
+    Ok(())
+}

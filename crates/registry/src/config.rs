@@ -26,6 +26,9 @@ pub struct RegistryConfig {
     pub max_pool_size: u32,
     /// `[database] pool_timeout` in seconds.
     pub pool_timeout_secs: u32,
+    /// `[database] statement_timeout` (ours), in seconds: the longest a statement may run
+    /// before the database stops it and the request gets a 503; 0 sets no limit.
+    pub statement_timeout_secs: u32,
     /// `limit_param_default`.
     pub limit_param_default: u32,
     /// `api_limit_max`.
@@ -55,6 +58,7 @@ impl Default for RegistryConfig {
             database_connection: "sqlite:////var/lib/glance/glance.sqlite".to_string(),
             max_pool_size: 10,
             pool_timeout_secs: 30,
+            statement_timeout_secs: 30,
             limit_param_default: 25,
             api_limit_max: 1000,
             log: LogSettings::default(),
@@ -85,6 +89,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("database", "connection"),
     ("database", "max_pool_size"),
     ("database", "pool_timeout"),
+    ("database", "statement_timeout"),
 ];
 
 impl RegistryConfig {
@@ -132,6 +137,9 @@ impl RegistryConfig {
             pool_timeout_secs: ini
                 .parse("database", "pool_timeout", parse_u32_in(1, 3600))?
                 .unwrap_or(d.pool_timeout_secs),
+            statement_timeout_secs: ini
+                .parse("database", "statement_timeout", parse_u32_in(0, 86_400))?
+                .unwrap_or(d.statement_timeout_secs),
             limit_param_default: ini
                 .parse("DEFAULT", "limit_param_default", parse_u32_in(1, 100_000))?
                 .unwrap_or(d.limit_param_default),

@@ -11,6 +11,8 @@ pub mod purge;
 pub mod rows;
 pub mod schema;
 mod socket;
+#[cfg(feature = "sqlite")]
+mod sqlite_timeout;
 pub mod tags;
 pub mod url;
 
@@ -457,9 +459,13 @@ impl DbConnection {
         };
         let mut conn = match url.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite => Self::Sqlite(
-                diesel::SqliteConnection::establish(&url.diesel_url).map_err(connect_err)?,
-            ),
+            Backend::Sqlite => {
+                // Before the first SQLite connection opens (see `set_statement_timeout`).
+                sqlite_timeout::install();
+                Self::Sqlite(
+                    diesel::SqliteConnection::establish(&url.diesel_url).map_err(connect_err)?,
+                )
+            }
             #[cfg(feature = "mysql")]
             Backend::Mysql => Self::Mysql(
                 diesel::MysqlConnection::establish(&url.diesel_url).map_err(connect_err)?,
@@ -479,6 +485,17 @@ impl DbConnection {
             }
         };
         conn.session_setup()?;
+        Ok(conn)
+    }
+
+    /// [`DbConnection::open`], then [`DbConnection::set_statement_timeout`]: a connection
+    /// that serves requests.
+    pub fn open_limited(
+        url: &DbUrl,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self, RegistryError> {
+        let mut conn = Self::open(url)?;
+        conn.set_statement_timeout(statement_timeout)?;
         Ok(conn)
     }
 
@@ -507,6 +524,29 @@ impl DbConnection {
             Backend::Postgres => "SET TIME ZONE 'UTC';",
         };
         self.batch_execute(sql)?;
+        Ok(())
+    }
+
+    /// Stops any statement on this connection that runs longer than `limit` (`None`: no
+    /// limit), which then fails with an error mapped to 503 (see
+    /// [`crate::error::DbFailure::Timeout`]): MariaDB's `max_statement_time` (MySQL's
+    /// `max_execution_time`, which covers SELECTs only), PostgreSQL's `statement_timeout`, and
+    /// on SQLite a progress handler (see [`sqlite_timeout`]).
+    pub fn set_statement_timeout(&mut self, limit: Option<Duration>) -> Result<(), RegistryError> {
+        let ms = limit.map_or(0, |l| l.as_millis().max(1));
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(c) => sqlite_timeout::set(c, limit)?,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => {
+                let mariadb = format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0);
+                if c.batch_execute(&mariadb).is_err() {
+                    c.batch_execute(&format!("SET SESSION max_execution_time = {ms}"))?;
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => c.batch_execute(&format!("SET statement_timeout = {ms}"))?,
+        }
         Ok(())
     }
 
@@ -611,6 +651,7 @@ type Deliver = Box<dyn FnOnce(Result<(), &str>) + Send>;
 /// the limit (two fsyncs per create+delete pair, CPU a quarter idle).
 fn commit_loop(
     url: &DbUrl,
+    statement_timeout: Option<Duration>,
     mut conn: Option<DbConnection>,
     jobs: &std::sync::mpsc::Receiver<WriteJob>,
 ) {
@@ -619,7 +660,7 @@ fn commit_loop(
         batch.push(first);
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
         if conn.is_none() {
-            match DbConnection::open(url) {
+            match DbConnection::open_limited(url, statement_timeout) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     // Dropping the jobs unrun answers each caller that the write was not made.
@@ -728,8 +769,8 @@ pub struct PooledConn {
 }
 
 impl PooledConn {
-    fn open(url: &DbUrl) -> Result<Self, RegistryError> {
-        let mut conn = DbConnection::open(url)?;
+    fn open(url: &DbUrl, statement_timeout: Option<Duration>) -> Result<Self, RegistryError> {
+        let mut conn = DbConnection::open_limited(url, statement_timeout)?;
         let socket = conn.find_socket();
         if socket.is_none() && url.backend != Backend::Sqlite {
             log::debug!(
@@ -766,6 +807,8 @@ impl std::ops::DerefMut for PooledConn {
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DbUrl,
+    /// Given to each connection opened (see [`DbConnection::set_statement_timeout`]).
+    statement_timeout: Option<Duration>,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -773,7 +816,7 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = RegistryError;
 
     fn connect(&self) -> Result<PooledConn, RegistryError> {
-        PooledConn::open(&self.url)
+        PooledConn::open(&self.url, self.statement_timeout)
     }
 
     /// A connection given back moments ago whose socket is quiet is alive: no round trip.
@@ -807,13 +850,23 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a request waits for a free connection before a 503.
     pub timeout: Duration,
+    /// Longest a statement may run before the database stops it (a 503):
+    /// `[database] statement_timeout`. `None` (glance-manage: migrations and purges may
+    /// rightly take long) sets no limit.
+    pub statement_timeout: Option<Duration>,
 }
+
+/// The default `[database] statement_timeout`: long past any statement a request should
+/// need (a page of a list takes milliseconds), short enough that a runaway one cannot hold
+/// a pooled connection for long.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 10,
             timeout: Duration::from_secs(30),
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
         }
     }
 }
@@ -856,12 +909,15 @@ impl Database {
             .test_on_check_out(url.backend != Backend::Sqlite)
             .min_idle(Some(1))
             .connection_timeout(opts.timeout)
-            .build(ConnectionManager { url: url.clone() })?;
+            .build(ConnectionManager {
+                url: url.clone(),
+                statement_timeout: opts.statement_timeout,
+            })?;
         Ok(Self {
             pool,
             url: url.clone(),
             writer: if url.backend == Backend::Sqlite {
-                Some(Self::start_committer(url)?)
+                Some(Self::start_committer(url, opts.statement_timeout)?)
             } else {
                 None
             },
@@ -870,14 +926,17 @@ impl Database {
         })
     }
 
-    fn start_committer(url: &DbUrl) -> Result<std::sync::mpsc::Sender<WriteJob>, RegistryError> {
-        let conn = DbConnection::open(url)?;
+    fn start_committer(
+        url: &DbUrl,
+        statement_timeout: Option<Duration>,
+    ) -> Result<std::sync::mpsc::Sender<WriteJob>, RegistryError> {
+        let conn = DbConnection::open_limited(url, statement_timeout)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
         let url = url.clone();
         // The thread ends when the last clone of this database (and its sender) is dropped.
         std::thread::Builder::new()
             .name("db-committer".to_string())
-            .spawn(move || commit_loop(&url, Some(conn), &rx))
+            .spawn(move || commit_loop(&url, statement_timeout, Some(conn), &rx))
             .map_err(|e| {
                 RegistryError::Startup(format!("cannot start the database writer: {e}"))
             })?;
