@@ -93,6 +93,12 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
 ];
 
 impl RegistryConfig {
+    /// `[database] statement_timeout` as the database layer takes it: `None` for 0 (no limit).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.statement_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.statement_timeout_secs)))
+    }
+
     /// Builds the config from files (defaults for anything unset), listing the options this
     /// daemon does not use in `ignored_options` for the caller to warn about once logging is up.
     pub fn from_ini(ini: &IniSet) -> Result<Self, RegistryError> {
@@ -246,6 +252,32 @@ mod tests {
         ini.merge(Path::new("r.conf"), "[database]\nmax_pool_size = 0\n")
             .unwrap();
         assert!(RegistryConfig::from_ini(&ini).is_err());
+    }
+
+    #[test]
+    fn statement_timeout_option() {
+        let d = RegistryConfig::from_ini(&IniSet::default()).unwrap();
+        assert_eq!(
+            d.statement_timeout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let parse = |text: &str| {
+            let mut ini = IniSet::default();
+            ini.merge(Path::new("r.conf"), text).unwrap();
+            RegistryConfig::from_ini(&ini)
+        };
+        let cfg = parse("[database]\nstatement_timeout = 5\n").unwrap();
+        assert_eq!(
+            cfg.statement_timeout(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(cfg.ignored_options.is_empty(), "{:?}", cfg.ignored_options);
+        let off = parse("[database]\nstatement_timeout = 0\n").unwrap();
+        assert_eq!(off.statement_timeout(), None);
+        let err = parse("[database]\nstatement_timeout = soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[database] statement_timeout"), "{err}");
     }
 
     #[test]
