@@ -533,6 +533,8 @@ impl DbConnection {
     /// `max_execution_time`, which covers SELECTs only), PostgreSQL's `statement_timeout`, and
     /// on SQLite a progress handler (see [`sqlite_timeout`]).
     pub fn set_statement_timeout(&mut self, limit: Option<Duration>) -> Result<(), RegistryError> {
+        // Milliseconds for the servers; 0 turns their limit off.
+        #[cfg(any(feature = "mysql", feature = "postgres"))]
         let ms = limit.map_or(0, |l| l.as_millis().max(1));
         match self {
             #[cfg(feature = "sqlite")]
