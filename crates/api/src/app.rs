@@ -117,15 +117,35 @@ async fn error_format(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/json"));
-    if wants_json || !is_json || res.request().method() == actix_web::http::Method::HEAD {
+    // JSON to a JSON client stays; other errors to other clients keep their own body.
+    if res.request().method() == actix_web::http::Method::HEAD || wants_json == is_json {
         return Ok(res.map_into_left_body());
     }
     let (http_req, res) = res.into_parts();
     let (res, body) = res.into_parts();
     let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-    let message = serde_json::from_slice::<glance_model::wire::ErrorBody>(&bytes)
-        .map(|b| b.message)
+    let message = if is_json {
+        serde_json::from_slice::<glance_model::wire::ErrorBody>(&bytes)
+            .map(|b| b.message)
+            .unwrap_or_default()
+    } else {
+        // actix's own errors (an oversized body, a malformed header) are plain text: they
+        // get the same shape as every other error.
+        plain_error_message(status, &bytes)
+    };
+    if wants_json {
+        let reason = status.canonical_reason().unwrap_or("Error").to_string();
+        let json = serde_json::to_string(&glance_model::wire::ErrorBody {
+            code: format!("{} {reason}", status.as_u16()),
+            title: reason,
+            message,
+        })
         .unwrap_or_default();
+        let mut res = res.set_body(json);
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(ServiceResponse::new(http_req, res).map_into_right_body());
+    }
     let title = format!(
         "{} {}",
         status.as_u16(),
@@ -142,6 +162,23 @@ async fn error_format(
         HeaderValue::from_static("text/html; charset=UTF-8"),
     );
     Ok(ServiceResponse::new(http_req, res).map_into_right_body())
+}
+
+/// The message of an error response actix wrote as plain text, made to say what to do.
+fn plain_error_message(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "The request body is too large for this request; send a smaller one ({})",
+            if text.is_empty() {
+                "size limit reached"
+            } else {
+                &text
+            }
+        ),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("Error").to_string(),
+        _ => text,
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -198,9 +235,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .limit(1 << 20)
         .content_type_required(false)
         .error_handler(|err, _| {
-            let msg = format!("Malformed JSON in request body: {err}");
-            error::InternalError::from_response(err, error_response(StatusCode::BAD_REQUEST, msg))
-                .into()
+            // A body over the limit is too large, not malformed.
+            let status = match err {
+                error::JsonPayloadError::Overflow { .. }
+                | error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("The request body is too large: {err}")
+            } else {
+                format!("Malformed JSON in request body: {err}")
+            };
+            error::InternalError::from_response(err, error_response(status, msg)).into()
         });
     let path = web::PathConfig::default().error_handler(|err, _| {
         let msg = format!("Invalid path: {err}");

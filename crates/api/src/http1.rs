@@ -54,6 +54,11 @@ pub struct KeepAlive {
     pub idle: Option<Duration>,
 }
 
+/// Longest request line (method, target, version) read: the `http` crate holds a URI of at
+/// most 65,534 bytes. A longer line is answered 414 (as Glance answers an overlong URI) as
+/// soon as that much has arrived, before the rest is read.
+pub const MAX_REQUEST_LINE_BYTES: usize = 65_534;
+
 /// How much of an unread request body is read and thrown away after the response, so that
 /// the client sees the response rather than a reset; past this the connection is closed.
 const DRAIN_LIMIT_BYTES: usize = 16 << 20;
@@ -275,6 +280,11 @@ impl Conn {
             self.idle.map(|idle| now + idle)
         };
         loop {
+            if request_line_len(&self.rbuf) > MAX_REQUEST_LINE_BYTES {
+                log::debug!("request line over {MAX_REQUEST_LINE_BYTES} bytes");
+                self.reject(StatusCode::URI_TOO_LONG).await?;
+                return Ok(None);
+            }
             match self.codec.decode_head(&mut self.rbuf) {
                 Ok(Some(req)) => return Ok(Some(req)),
                 Ok(None) => {}
@@ -323,12 +333,38 @@ impl Conn {
         }
     }
 
-    /// Answers a request that cannot be served (bad head, timeout) and ends the connection.
+    /// Answers a request that cannot be served (bad head, timeout) with a JSON error body, as
+    /// every error is answered, and ends the connection.
     async fn reject(&mut self, status: StatusCode) -> Result<(), ConnError> {
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let message = match status {
+            StatusCode::URI_TOO_LONG => format!(
+                "The request line is longer than {MAX_REQUEST_LINE_BYTES} bytes; send a shorter \
+                 query (fewer filters)"
+            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                "The request headers are too large; send fewer or shorter ones".to_string()
+            }
+            StatusCode::REQUEST_TIMEOUT => {
+                "The request head did not arrive in time; send it again".to_string()
+            }
+            _ => "The request head is malformed: it is not valid HTTP/1.1".to_string(),
+        };
+        let body = serde_json::to_vec(&glance_model::wire::ErrorBody {
+            message,
+            code: format!("{} {reason}", status.as_u16()),
+            title: reason.to_string(),
+        })
+        .unwrap_or_default();
         let mut res = Response::with_body(status, ());
         res.head_mut().set_connection_type(ConnectionType::Close);
+        res.headers_mut().insert(
+            actix_web::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         self.codec
-            .encode_head(res, BodySize::Sized(0), &mut self.wbuf)?;
+            .encode_head(res, BodySize::Sized(body.len() as u64), &mut self.wbuf)?;
+        self.wbuf.extend_from_slice(&body);
         self.flush().await?;
         let _ = self.io.shutdown().await;
         Ok(())
@@ -624,6 +660,11 @@ impl CodecExt for Codec {
         use tokio_util::codec::Encoder as _;
         self.encode(Message::Chunk(None), dst)
     }
+}
+
+/// Length of the first line in `buf` (all of it while no line end has arrived).
+fn request_line_len(buf: &[u8]) -> usize {
+    buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len())
 }
 
 /// Sends `[offset, end)` of `file` on `sock` with `sendfile(2)` from a blocking thread,

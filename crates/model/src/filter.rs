@@ -27,6 +27,18 @@ impl Default for PageLimits {
     }
 }
 
+/// Most custom-property filters one list request may carry (Glance's default
+/// `image_property_quota`: no image can hold more properties than that). Each filter is one
+/// more condition in the list's statement, and SQLite refuses a statement whose expression
+/// tree passes 1,000 levels, so the bound keeps every backend answering the same 400.
+pub const MAX_PROPERTY_FILTERS: usize = 128;
+
+/// Most `tag` filters one list request may carry (Glance's default `image_tag_quota`).
+pub const MAX_TAG_FILTERS: usize = 128;
+
+/// Most values one `in:` list filter may name.
+pub const MAX_IN_VALUES: usize = 1000;
+
 /// Keys an image list may be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortKey {
@@ -341,7 +353,16 @@ fn split_in_list(value: &str) -> Result<Vec<String>, ModelError> {
 
 fn value_match(key: &str, raw: &str) -> Result<ValueMatch, ModelError> {
     match split_op(raw) {
-        ("in", list) => Ok(ValueMatch::In(split_in_list(list)?)),
+        ("in", list) => {
+            let values = split_in_list(list)?;
+            if values.len() > MAX_IN_VALUES {
+                return Err(ModelError::bad_request(format!(
+                    "The {key} filter names {} values: at most {MAX_IN_VALUES} are allowed in one in: list",
+                    values.len()
+                )));
+            }
+            Ok(ValueMatch::In(values))
+        }
         ("eq", v) => Ok(ValueMatch::Eq(v.to_string())),
         (op, _) => Err(ModelError::bad_request(format!(
             "Unable to filter {key} by unknown operator '{}': use a plain value or in:a,b",
@@ -452,12 +473,16 @@ impl ListQuery {
             }
         };
         let sort = Self::parse_sort(pairs)?;
+        let tags = all("tag");
+        if tags.len() > MAX_TAG_FILTERS {
+            return Err(ModelError::bad_request(format!(
+                "Too many tag filters: {}, at most {MAX_TAG_FILTERS} are allowed",
+                tags.len()
+            )));
+        }
         let mut f = ImageFilters {
             member_status,
-            tags: all("tag")
-                .into_iter()
-                .map(|t| t.trim().to_string())
-                .collect(),
+            tags: tags.into_iter().map(|t| t.trim().to_string()).collect(),
             ..ImageFilters::default()
         };
         // Other filters: the last occurrence wins, as with webob's MultiDict.get.
@@ -511,6 +536,11 @@ impl ListQuery {
                             crate::image::MAX_STRING_LEN
                         )));
                     }
+                    if f.properties.len() == MAX_PROPERTY_FILTERS {
+                        return Err(ModelError::bad_request(format!(
+                            "Too many property filters: at most {MAX_PROPERTY_FILTERS} custom properties may be filtered on in one request"
+                        )));
+                    }
                     f.properties.insert(prop.to_string(), raw.to_string());
                 }
             }
@@ -525,9 +555,12 @@ impl ListQuery {
 
     /// Both sort syntaxes; the default is `created_at desc`; `created_at` and `id` are
     /// appended (in the first direction given, else desc) when absent, as Glance's DB layer does.
+    /// A key given twice is a 400, as in Glance, so a sort has at most one entry per
+    /// [`SortKey`] and the work here and in the query built from it is linear in the input:
+    /// parsing stops at the first repeated key.
     fn parse_sort(pairs: &[(String, String)]) -> Result<Vec<(SortKey, SortDir)>, ModelError> {
         let has = |k: &str| pairs.iter().any(|(key, _)| key == k);
-        let mut keys = Vec::new();
+        let mut keys = SortKeys::default();
         let mut dirs = Vec::new();
         if has("sort") {
             if has("sort_key") || has("sort_dir") {
@@ -541,7 +574,7 @@ impl ListQuery {
                 .map_or("", |(_, v)| v.as_str());
             for item in raw.trim().split(',') {
                 let (k, d) = item.split_once(':').unwrap_or((item, ""));
-                keys.push(SortKey::parse(k.trim())?);
+                keys.push(SortKey::parse(k.trim())?)?;
                 dirs.push(if d.trim().is_empty() {
                     SortDir::Desc
                 } else {
@@ -551,19 +584,29 @@ impl ListQuery {
         } else {
             for (k, v) in pairs {
                 match k.as_str() {
-                    "sort_key" => keys.push(SortKey::parse(v.trim())?),
-                    "sort_dir" => dirs.push(SortDir::parse(v.trim())?),
+                    "sort_key" => keys.push(SortKey::parse(v.trim())?)?,
+                    "sort_dir" => {
+                        // More directions than there are keys can never match them.
+                        if dirs.len() == SORT_KEYS.len() {
+                            return Err(ModelError::bad_request(format!(
+                                "Too many sort directions: at most {} (one per sort key)",
+                                SORT_KEYS.len()
+                            )));
+                        }
+                        dirs.push(SortDir::parse(v.trim())?);
+                    }
                     _ => {}
                 }
             }
-            if dirs.len() > 1 && dirs.len() != keys.len() {
+            if dirs.len() > 1 && dirs.len() != keys.0.len() {
                 return Err(ModelError::bad_request(format!(
                     "Number of sort dirs ({}) does not match the number of sort keys ({})",
                     dirs.len(),
-                    keys.len()
+                    keys.0.len()
                 )));
             }
         }
+        let mut keys = keys.0;
         if keys.is_empty() {
             keys.push(SortKey::CreatedAt);
         }
@@ -579,6 +622,24 @@ impl ListQuery {
             }
         }
         Ok(sort)
+    }
+}
+
+/// The sort keys of one request, each at most once (so never more than [`SORT_KEYS`] holds).
+#[derive(Default)]
+struct SortKeys(Vec<SortKey>);
+
+impl SortKeys {
+    /// Adds `key`; a key already given is a 400.
+    fn push(&mut self, key: SortKey) -> Result<(), ModelError> {
+        if self.0.contains(&key) {
+            return Err(ModelError::bad_request(format!(
+                "Sort key '{}' is given more than once: each key may appear once in a sort",
+                key.as_str()
+            )));
+        }
+        self.0.push(key);
+        Ok(())
     }
 }
 
@@ -690,6 +751,55 @@ mod tests {
         assert!(err("sort_dir=up").contains("up"));
         let l = q("sort_key=id&sort_key=created_at").unwrap();
         assert_eq!(l.sort.len(), 2, "tiebreakers not duplicated");
+    }
+
+    /// A repeated key is a 400 in both syntaxes, found at once however many keys follow; so
+    /// a sort never holds more entries than there are keys.
+    #[test]
+    fn repeated_sort_keys_are_refused_and_the_count_is_bounded() {
+        assert!(err("sort=name,name").contains("more than once"));
+        assert!(err("sort=name:asc,size,name:desc").contains("'name'"));
+        assert!(err("sort_key=size&sort_key=size").contains("more than once"));
+        let many = vec!["name"; 100_000].join(",");
+        assert!(err(&format!("sort={many}")).contains("more than once"));
+        let many = vec!["sort_key=id"; 100_000].join("&");
+        assert!(err(&many).contains("more than once"));
+        let many = vec!["sort_dir=asc"; 1000].join("&");
+        assert!(err(&many).contains("Too many sort directions"));
+        let all = SORT_KEYS.join(",");
+        assert_eq!(
+            q(&format!("sort={all}")).unwrap().sort.len(),
+            SORT_KEYS.len()
+        );
+        // Tiebreakers a caller named are not appended again.
+        let l = q("sort=created_at:asc,id:asc").unwrap();
+        assert_eq!(l.sort.len(), 2);
+    }
+
+    #[test]
+    fn filter_counts_are_bounded() {
+        let props = |n: usize| {
+            (0..n)
+                .map(|i| format!("p{i}=v"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(
+            q(&props(MAX_PROPERTY_FILTERS))
+                .unwrap()
+                .filters
+                .properties
+                .len(),
+            MAX_PROPERTY_FILTERS
+        );
+        assert!(err(&props(MAX_PROPERTY_FILTERS + 1)).contains("Too many property filters"));
+        assert!(err(&props(100_000)).contains("Too many property filters"));
+        let tags = |n: usize| vec!["tag=t"; n].join("&");
+        assert!(q(&tags(MAX_TAG_FILTERS)).is_ok());
+        assert!(err(&tags(MAX_TAG_FILTERS + 1)).contains("Too many tag filters"));
+        let values = |n: usize| format!("name=in:{}", vec!["a"; n].join(","));
+        assert!(q(&values(MAX_IN_VALUES)).is_ok());
+        assert!(err(&values(MAX_IN_VALUES + 1)).contains("at most"));
     }
 
     #[test]

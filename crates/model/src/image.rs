@@ -16,6 +16,12 @@ use crate::visibility::Visibility;
 /// Longest name, tag, property key, owner or member id Glance stores (`VARCHAR(255)`).
 pub const MAX_STRING_LEN: usize = 255;
 
+/// Longest custom property value, in bytes: Glance's `image_properties.value` is a `TEXT`
+/// column, which holds at most 65,535 bytes on MySQL/MariaDB. SQLite and PostgreSQL would
+/// store more, so the limit is checked here, before any database sees the value, and every
+/// backend answers the same.
+pub const MAX_PROPERTY_VALUE_BYTES: usize = 65_535;
+
 /// Glance's reserved namespace for service-managed properties.
 pub const RESERVED_PREFIX: &str = "os_glance";
 
@@ -249,9 +255,17 @@ pub fn is_uuid_property(key: &str) -> bool {
     UUID_PROPERTIES.contains(&key)
 }
 
-/// Checks a custom property's (string) value against the rules Glance's image schema adds for
-/// some properties: `kernel_id` and `ramdisk_id` must be hyphenated UUIDs (400 otherwise).
+/// Checks a custom property's (string) value, whatever the backend (400 otherwise): at most
+/// [`MAX_PROPERTY_VALUE_BYTES`], and for the properties Glance's image schema restricts,
+/// `kernel_id` and `ramdisk_id`, a hyphenated UUID.
 pub fn check_property_value(key: &str, value: &str) -> Result<(), ModelError> {
+    if value.len() > MAX_PROPERTY_VALUE_BYTES {
+        return Err(ModelError::bad_request(format!(
+            "The value of property '{}' is too long: {} bytes, at most {MAX_PROPERTY_VALUE_BYTES} allowed",
+            truncate(key, 64),
+            value.len()
+        )));
+    }
     if is_uuid_property(key) && value.parse::<ImageId>().is_err() {
         return Err(ModelError::bad_request(format!(
             "Provided object does not match schema 'image': {:?} is not a UUID \
@@ -359,6 +373,12 @@ mod tests {
         );
         assert!(check_property_key(&"k".repeat(255)).is_ok());
         assert!(check_property_key("").is_err());
+        assert!(check_property_value("k", &"v".repeat(MAX_PROPERTY_VALUE_BYTES)).is_ok());
+        let e = check_property_value("k", &"v".repeat(MAX_PROPERTY_VALUE_BYTES + 1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.message().contains("65535"), "{}", e.message());
+        // Bytes, not characters: MySQL's TEXT limit is in bytes.
+        assert!(check_property_value("k", &"é".repeat(MAX_PROPERTY_VALUE_BYTES / 2 + 1)).is_err());
     }
 
     #[test]

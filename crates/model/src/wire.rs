@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ModelError;
 use crate::image::{
-    Image, ImageId, MAX_STRING_LEN, check_len, check_min, check_property_key, check_tag,
+    Image, ImageId, MAX_STRING_LEN, check_len, check_min, check_property_key, check_property_value,
+    check_tag,
 };
 use crate::member::{Member, MemberStatus, validate_member_id};
 use crate::status::ImageStatus;
@@ -98,9 +99,10 @@ impl NewImage {
         check_min("min_disk", i64::from(self.min_disk))?;
         check_min("min_ram", i64::from(self.min_ram))?;
         self.tags.iter().try_for_each(|t| check_tag(t))?;
-        self.properties
-            .keys()
-            .try_for_each(|k| check_property_key(k))
+        self.properties.iter().try_for_each(|(k, v)| {
+            check_property_key(k)?;
+            check_property_value(k, v)
+        })
     }
 }
 
@@ -265,6 +267,9 @@ impl ImageUpdate {
         if let Some(tags) = &self.tags {
             tags.iter().try_for_each(|t| check_tag(t))?;
         }
+        self.set_properties
+            .iter()
+            .try_for_each(|(k, v)| check_property_value(k, v))?;
         self.set_properties
             .keys()
             .chain(self.remove_properties.iter())

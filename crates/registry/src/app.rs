@@ -1,5 +1,5 @@
 //! Wiring: the app state, the one `configure` used by `main` and by tests, and `serve`.
-//! Middleware order: request id, access log, routes.
+//! Middleware order: request id, access log, JSON errors, routes.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -71,6 +71,52 @@ async fn request_id(
     Ok(res)
 }
 
+/// Gives every error response the JSON shape, also those actix writes itself as plain text
+/// (a body over an extractor's limit, a bad header).
+async fn json_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody + 'static>>, error::Error>
+{
+    let res = next.call(req).await?;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json
+        || res.request().method() == actix_web::http::Method::HEAD
+    {
+        return Ok(res.map_into_left_body());
+    }
+    let (http_req, res) = res.into_parts();
+    let (res, body) = res.into_parts();
+    let text = actix_web::body::to_bytes(body)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("Error").to_string();
+    let json = serde_json::to_string(&glance_model::wire::ErrorBody {
+        message: if text.is_empty() {
+            reason.clone()
+        } else {
+            text
+        },
+        code: format!("{} {reason}", status.as_u16()),
+        title: reason,
+    })
+    .unwrap_or_default();
+    // The response keeps its other headers (request id, Allow).
+    let mut res = res.set_body(json);
+    res.headers_mut().insert(
+        actix_web::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(ServiceResponse::new(http_req, res.map_into_boxed_body()).map_into_right_body())
+}
+
 fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
     move || {
         let mut res = error_response(
@@ -89,9 +135,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     let json = web::JsonConfig::default()
         .limit(1 << 20)
         .error_handler(|err, _| {
-            let msg = format!("Malformed request body: {err}");
-            error::InternalError::from_response(err, error_response(StatusCode::BAD_REQUEST, msg))
-                .into()
+            // A body over the limit is too large, not malformed.
+            let status = match err {
+                error::JsonPayloadError::Overflow { .. }
+                | error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("The request body is too large: {err}")
+            } else {
+                format!("Malformed request body: {err}")
+            };
+            error::InternalError::from_response(err, error_response(status, msg)).into()
         });
     let query = web::QueryConfig::default().error_handler(|err, _| {
         let msg = format!("Invalid query parameters: {err}");
@@ -193,6 +250,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
+            .wrap(from_fn(json_errors))
             // Access log: request id, client, request line, status, bytes, duration.
             .wrap(
                 Logger::new("%{x-openstack-request-id}i %a \"%r\" %s %b %Dms")

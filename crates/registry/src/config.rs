@@ -26,6 +26,9 @@ pub struct RegistryConfig {
     pub max_pool_size: u32,
     /// `[database] pool_timeout` in seconds.
     pub pool_timeout_secs: u32,
+    /// `[database] statement_timeout` (ours), in seconds: the longest a statement may run
+    /// before the database stops it and the request gets a 503; 0 sets no limit.
+    pub statement_timeout_secs: u32,
     /// `limit_param_default`.
     pub limit_param_default: u32,
     /// `api_limit_max`.
@@ -55,6 +58,7 @@ impl Default for RegistryConfig {
             database_connection: "sqlite:////var/lib/glance/glance.sqlite".to_string(),
             max_pool_size: 10,
             pool_timeout_secs: 30,
+            statement_timeout_secs: 30,
             limit_param_default: 25,
             api_limit_max: 1000,
             log: LogSettings::default(),
@@ -85,9 +89,16 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("database", "connection"),
     ("database", "max_pool_size"),
     ("database", "pool_timeout"),
+    ("database", "statement_timeout"),
 ];
 
 impl RegistryConfig {
+    /// `[database] statement_timeout` as the database layer takes it: `None` for 0 (no limit).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.statement_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.statement_timeout_secs)))
+    }
+
     /// Builds the config from files (defaults for anything unset), listing the options this
     /// daemon does not use in `ignored_options` for the caller to warn about once logging is up.
     pub fn from_ini(ini: &IniSet) -> Result<Self, RegistryError> {
@@ -132,6 +143,9 @@ impl RegistryConfig {
             pool_timeout_secs: ini
                 .parse("database", "pool_timeout", parse_u32_in(1, 3600))?
                 .unwrap_or(d.pool_timeout_secs),
+            statement_timeout_secs: ini
+                .parse("database", "statement_timeout", parse_u32_in(0, 86_400))?
+                .unwrap_or(d.statement_timeout_secs),
             limit_param_default: ini
                 .parse("DEFAULT", "limit_param_default", parse_u32_in(1, 100_000))?
                 .unwrap_or(d.limit_param_default),
@@ -238,6 +252,32 @@ mod tests {
         ini.merge(Path::new("r.conf"), "[database]\nmax_pool_size = 0\n")
             .unwrap();
         assert!(RegistryConfig::from_ini(&ini).is_err());
+    }
+
+    #[test]
+    fn statement_timeout_option() {
+        let d = RegistryConfig::from_ini(&IniSet::default()).unwrap();
+        assert_eq!(
+            d.statement_timeout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let parse = |text: &str| {
+            let mut ini = IniSet::default();
+            ini.merge(Path::new("r.conf"), text).unwrap();
+            RegistryConfig::from_ini(&ini)
+        };
+        let cfg = parse("[database]\nstatement_timeout = 5\n").unwrap();
+        assert_eq!(
+            cfg.statement_timeout(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(cfg.ignored_options.is_empty(), "{:?}", cfg.ignored_options);
+        let off = parse("[database]\nstatement_timeout = 0\n").unwrap();
+        assert_eq!(off.statement_timeout(), None);
+        let err = parse("[database]\nstatement_timeout = soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[database] statement_timeout"), "{err}");
     }
 
     #[test]

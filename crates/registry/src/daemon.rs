@@ -88,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = PoolOptions {
         max_size: config.max_pool_size,
         timeout: std::time::Duration::from_secs(u64::from(config.pool_timeout_secs)),
+        statement_timeout: config.statement_timeout(),
     };
     let db = Database::connect(&url, pool)?;
     migrate::ensure_current(&mut *db.get()?)?;

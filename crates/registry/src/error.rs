@@ -98,13 +98,9 @@ impl RegistryError {
             | Self::NotCommitted(_) => ErrorKind::Unavailable,
             Self::SchemaOutdated(_) => ErrorKind::Unavailable,
             Self::Query(diesel::result::Error::NotFound) => ErrorKind::NotFound,
-            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => match kind {
-                diesel::result::DatabaseErrorKind::UniqueViolation => ErrorKind::Conflict,
-                diesel::result::DatabaseErrorKind::SerializationFailure => ErrorKind::Conflict,
-                diesel::result::DatabaseErrorKind::ClosedConnection => ErrorKind::Unavailable,
-                _ if connection_lost(info.message()) => ErrorKind::Unavailable,
-                _ => ErrorKind::Internal,
-            },
+            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                DbFailure::classify(*kind, info.message()).kind()
+            }
             Self::BadDatabaseUrl { .. }
             | Self::BackendNotCompiled { .. }
             | Self::Query(_)
@@ -117,6 +113,11 @@ impl RegistryError {
 
     /// The message shown to clients: rule errors verbatim, others a safe summary.
     pub fn public_message(&self) -> String {
+        if let Self::Query(diesel::result::Error::DatabaseError(kind, info)) = self
+            && let Some(message) = DbFailure::classify(*kind, info.message()).public_message()
+        {
+            return message.to_string();
+        }
         match self.kind() {
             ErrorKind::Internal => "The registry hit an internal error; see its log".to_string(),
             ErrorKind::Unavailable => format!("The image database is unavailable: {self}"),
@@ -128,14 +129,108 @@ impl RegistryError {
     }
 }
 
-/// Whether a database error says the connection to the server was lost mid-request. Diesel
-/// reports MariaDB/MySQL's client errors 2006 and 2013 as `Unknown`; their messages are the
-/// client library's fixed text.
-fn connection_lost(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    ["server has gone away", "lost connection to"]
-        .iter()
-        .any(|m| message.contains(m))
+/// What a database error means for the client, decided here once for every backend.
+/// Diesel names only a few classes (`UniqueViolation`, …) and reports the rest as `Unknown`
+/// with the server's or library's fixed message text, so those are recognised by that text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// A constraint refused the change (unique, foreign key, serialization): 409.
+    Conflict,
+    /// A value did not fit its column or type (MySQL 1406/1264, PostgreSQL 22001/22003),
+    /// or broke a NOT NULL or CHECK constraint: 400. The model checks lengths before any
+    /// statement runs, so this is a backstop.
+    BadValue,
+    /// The statement was too large or too deep for the database (SQLite's expression-depth
+    /// and variable limits, PostgreSQL's stack depth, MySQL's placeholder limit): 400.
+    TooComplex,
+    /// The statement ran past `[database] statement_timeout` and was stopped: 503.
+    Timeout,
+    /// The connection to the server was lost mid-request (MariaDB/MySQL client errors 2006
+    /// and 2013, a closed connection): 503.
+    ConnectionLost,
+    /// Anything else: 500, logged with its cause.
+    Other,
+}
+
+impl DbFailure {
+    /// Classifies one database error by Diesel's kind and the database's message.
+    pub fn classify(kind: diesel::result::DatabaseErrorKind, message: &str) -> Self {
+        use diesel::result::DatabaseErrorKind as K;
+        match kind {
+            K::UniqueViolation | K::ForeignKeyViolation | K::SerializationFailure => {
+                return Self::Conflict;
+            }
+            K::NotNullViolation | K::CheckViolation => return Self::BadValue,
+            K::ClosedConnection => return Self::ConnectionLost,
+            _ => {}
+        }
+        let message = message.to_ascii_lowercase();
+        let says = |texts: &[&str]| texts.iter().any(|t| message.contains(t));
+        if says(&["server has gone away", "lost connection to"]) {
+            Self::ConnectionLost
+        } else if says(&[
+            // SQLite's answer when the progress handler stops a statement.
+            "interrupted",
+            // MariaDB (1969) and MySQL (3024).
+            "max_statement_time exceeded",
+            "maximum statement execution time exceeded",
+            // PostgreSQL (57014).
+            "canceling statement due to statement timeout",
+        ]) {
+            Self::Timeout
+        } else if says(&[
+            "expression tree is too large",
+            "too many sql variables",
+            "too many terms in compound select",
+            "parser stack overflow",
+            "string or blob too big",
+            "stack depth limit exceeded",
+            "number of parameters must be between",
+            "too many placeholders",
+            "thread stack overrun",
+        ]) {
+            Self::TooComplex
+        } else if says(&[
+            "data too long",
+            "value too long for type",
+            "out of range value",
+            "out of range for type",
+            "incorrect string value",
+        ]) {
+            Self::BadValue
+        } else {
+            Self::Other
+        }
+    }
+
+    /// The kind of error this is.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Self::Conflict => ErrorKind::Conflict,
+            Self::BadValue | Self::TooComplex => ErrorKind::BadRequest,
+            Self::Timeout | Self::ConnectionLost => ErrorKind::Unavailable,
+            Self::Other => ErrorKind::Internal,
+        }
+    }
+
+    /// What the client is told, for the classes whose general message would not help it act.
+    fn public_message(self) -> Option<&'static str> {
+        match self {
+            Self::BadValue => Some(
+                "A value in the request does not fit the image database: it is too long or out \
+                 of range; shorten it and retry",
+            ),
+            Self::TooComplex => Some(
+                "The request is too complex for the image database: use fewer filters or \
+                 shorter lists",
+            ),
+            Self::Timeout => Some(
+                "The image database stopped a statement that ran past its time limit \
+                 ([database] statement_timeout); retry, or narrow the request",
+            ),
+            Self::Conflict | Self::ConnectionLost | Self::Other => None,
+        }
+    }
 }
 
 /// The cause chain of an error, joined for one log line.
@@ -180,5 +275,73 @@ mod tests {
             unknown("Table 'glance.images' doesn't exist").kind(),
             ErrorKind::Internal
         );
+    }
+
+    /// Each class of database error is mapped once: permanent ones to 4xx (a retry would fail
+    /// the same way), passing ones to 503, with a message the client can act on.
+    #[test]
+    fn database_errors_map_by_class() {
+        for (message, kind, says) in [
+            // MariaDB 1406 / PostgreSQL 22001 / MySQL 1264.
+            (
+                "Data too long for column 'value' at row 1",
+                ErrorKind::BadRequest,
+                "too long",
+            ),
+            (
+                "value too long for type character varying(255)",
+                ErrorKind::BadRequest,
+                "too long",
+            ),
+            (
+                "Out of range value for column 'min_ram' at row 1",
+                ErrorKind::BadRequest,
+                "out of range",
+            ),
+            (
+                "Expression tree is too large (maximum depth 1000)",
+                ErrorKind::BadRequest,
+                "too complex",
+            ),
+            (
+                "too many SQL variables",
+                ErrorKind::BadRequest,
+                "too complex",
+            ),
+            (
+                "stack depth limit exceeded",
+                ErrorKind::BadRequest,
+                "too complex",
+            ),
+            ("interrupted", ErrorKind::Unavailable, "statement_timeout"),
+            (
+                "Query execution was interrupted (max_statement_time exceeded)",
+                ErrorKind::Unavailable,
+                "statement_timeout",
+            ),
+            (
+                "canceling statement due to statement timeout",
+                ErrorKind::Unavailable,
+                "statement_timeout",
+            ),
+        ] {
+            let e = unknown(message);
+            assert_eq!(e.kind(), kind, "{message}");
+            assert!(
+                e.public_message().contains(says),
+                "{message}: {}",
+                e.public_message()
+            );
+        }
+        let fk = RegistryError::Query(Error::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation,
+            Box::new("FOREIGN KEY constraint failed".to_string()),
+        ));
+        assert_eq!(fk.kind(), ErrorKind::Conflict);
+        let not_null = RegistryError::Query(Error::DatabaseError(
+            DatabaseErrorKind::NotNullViolation,
+            Box::new("NOT NULL constraint failed: images.status".to_string()),
+        ));
+        assert_eq!(not_null.kind(), ErrorKind::BadRequest);
     }
 }

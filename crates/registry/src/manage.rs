@@ -103,6 +103,8 @@ pub fn run(cli: ManageCli) -> Result<String, RegistryError> {
         &url,
         PoolOptions {
             max_size: 1,
+            // Migrations and purges may rightly run long.
+            statement_timeout: None,
             ..PoolOptions::default()
         },
     )?;

@@ -92,6 +92,7 @@ pub fn check_out(
     pool: &r2d2::Pool<ConnectionManager>,
     logins: &Logins,
     url: &DbUrl,
+    statement_timeout: Option<Duration>,
     wait: Duration,
 ) -> Result<CheckedOut, RegistryError> {
     let deadline = Instant::now() + wait;
@@ -100,7 +101,7 @@ pub fn check_out(
             return Ok(CheckedOut::Pooled(conn));
         }
         if logins.refusing() {
-            return match DbConnection::open(url) {
+            return match DbConnection::open_limited(url, statement_timeout) {
                 Ok(conn) => {
                     logins.succeeded();
                     Ok(CheckedOut::Own(conn))
@@ -165,7 +166,7 @@ mod tests {
                 logins: logins.clone(),
             });
         let started = Instant::now();
-        let err = check_out(&pool, &logins, &url, Duration::from_secs(30))
+        let err = check_out(&pool, &logins, &url, None, Duration::from_secs(30))
             .err()
             .expect("a database that cannot be opened");
         assert!(
@@ -176,7 +177,8 @@ mod tests {
         assert!(matches!(err, RegistryError::Refused { .. }), "{err:?}");
         assert!(err.to_string().contains("refuses"), "{err}");
         std::fs::create_dir(missing.parent().expect("parent")).expect("mkdir");
-        let conn = check_out(&pool, &logins, &url, Duration::from_secs(30)).expect("recovered");
+        let conn =
+            check_out(&pool, &logins, &url, None, Duration::from_secs(30)).expect("recovered");
         assert!(matches!(conn, CheckedOut::Own(_) | CheckedOut::Pooled(_)));
         assert!(!logins.refusing());
     }

@@ -12,6 +12,8 @@ pub mod purge;
 pub mod rows;
 pub mod schema;
 mod socket;
+#[cfg(feature = "sqlite")]
+mod sqlite_timeout;
 pub mod tags;
 pub mod url;
 
@@ -458,9 +460,13 @@ impl DbConnection {
         };
         let mut conn = match url.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite => Self::Sqlite(
-                diesel::SqliteConnection::establish(&url.diesel_url).map_err(connect_err)?,
-            ),
+            Backend::Sqlite => {
+                // Before the first SQLite connection opens (see `set_statement_timeout`).
+                sqlite_timeout::install();
+                Self::Sqlite(
+                    diesel::SqliteConnection::establish(&url.diesel_url).map_err(connect_err)?,
+                )
+            }
             #[cfg(feature = "mysql")]
             Backend::Mysql => Self::Mysql(
                 diesel::MysqlConnection::establish(&url.diesel_url).map_err(connect_err)?,
@@ -480,6 +486,17 @@ impl DbConnection {
             }
         };
         conn.session_setup()?;
+        Ok(conn)
+    }
+
+    /// [`DbConnection::open`], then [`DbConnection::set_statement_timeout`]: a connection
+    /// that serves requests.
+    pub fn open_limited(
+        url: &DbUrl,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self, RegistryError> {
+        let mut conn = Self::open(url)?;
+        conn.set_statement_timeout(statement_timeout)?;
         Ok(conn)
     }
 
@@ -508,6 +525,31 @@ impl DbConnection {
             Backend::Postgres => "SET TIME ZONE 'UTC';",
         };
         self.batch_execute(sql)?;
+        Ok(())
+    }
+
+    /// Stops any statement on this connection that runs longer than `limit` (`None`: no
+    /// limit), which then fails with an error mapped to 503 (see
+    /// [`crate::error::DbFailure::Timeout`]): MariaDB's `max_statement_time` (MySQL's
+    /// `max_execution_time`, which covers SELECTs only), PostgreSQL's `statement_timeout`, and
+    /// on SQLite a progress handler (see [`sqlite_timeout`]).
+    pub fn set_statement_timeout(&mut self, limit: Option<Duration>) -> Result<(), RegistryError> {
+        // Milliseconds for the servers; 0 turns their limit off.
+        #[cfg(any(feature = "mysql", feature = "postgres"))]
+        let ms = limit.map_or(0, |l| l.as_millis().max(1));
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(c) => sqlite_timeout::set(c, limit)?,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => {
+                let mariadb = format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0);
+                if c.batch_execute(&mariadb).is_err() {
+                    c.batch_execute(&format!("SET SESSION max_execution_time = {ms}"))?;
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => c.batch_execute(&format!("SET statement_timeout = {ms}"))?,
+        }
         Ok(())
     }
 
@@ -612,6 +654,7 @@ type Deliver = Box<dyn FnOnce(Result<(), &str>) + Send>;
 /// the limit (two fsyncs per create+delete pair, CPU a quarter idle).
 fn commit_loop(
     url: &DbUrl,
+    statement_timeout: Option<Duration>,
     mut conn: Option<DbConnection>,
     jobs: &std::sync::mpsc::Receiver<WriteJob>,
 ) {
@@ -620,7 +663,7 @@ fn commit_loop(
         batch.push(first);
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
         if conn.is_none() {
-            match DbConnection::open(url) {
+            match DbConnection::open_limited(url, statement_timeout) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     // Dropping the jobs unrun answers each caller that the write was not made.
@@ -729,8 +772,8 @@ pub struct PooledConn {
 }
 
 impl PooledConn {
-    fn open(url: &DbUrl) -> Result<Self, RegistryError> {
-        let mut conn = DbConnection::open(url)?;
+    fn open(url: &DbUrl, statement_timeout: Option<Duration>) -> Result<Self, RegistryError> {
+        let mut conn = DbConnection::open_limited(url, statement_timeout)?;
         let socket = conn.find_socket();
         if socket.is_none() && url.backend != Backend::Sqlite {
             log::debug!(
@@ -769,6 +812,8 @@ impl std::ops::DerefMut for PooledConn {
 pub struct ConnectionManager {
     url: DbUrl,
     logins: std::sync::Arc<login::Logins>,
+    /// Given to each connection opened (see [`DbConnection::set_statement_timeout`]).
+    statement_timeout: Option<Duration>,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -776,7 +821,7 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = RegistryError;
 
     fn connect(&self) -> Result<PooledConn, RegistryError> {
-        let conn = PooledConn::open(&self.url);
+        let conn = PooledConn::open(&self.url, self.statement_timeout);
         match &conn {
             Ok(_) => self.logins.succeeded(),
             Err(e) => self.logins.failed(e),
@@ -819,13 +864,23 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a request waits for a free connection before a 503.
     pub timeout: Duration,
+    /// Longest a statement may run before the database stops it (a 503):
+    /// `[database] statement_timeout`. `None` (glance-manage: migrations and purges may
+    /// rightly take long) sets no limit.
+    pub statement_timeout: Option<Duration>,
 }
+
+/// The default `[database] statement_timeout`: long past any statement a request should
+/// need (a page of a list takes milliseconds), short enough that a runaway one cannot hold
+/// a pooled connection for long.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 10,
             timeout: Duration::from_secs(30),
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
         }
     }
 }
@@ -845,6 +900,8 @@ pub struct Database {
     wait: Duration,
     /// The outcome of the latest login (see [`login`]).
     logins: std::sync::Arc<login::Logins>,
+    /// `[database] statement_timeout`, for connections opened outside the pool too.
+    statement_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Database {
@@ -882,29 +939,34 @@ impl Database {
             .build_unchecked(ConnectionManager {
                 url: url.clone(),
                 logins: logins.clone(),
+                statement_timeout: opts.statement_timeout,
             });
         Ok(Self {
             pool,
             url: url.clone(),
             writer: if url.backend == Backend::Sqlite {
-                Some(Self::start_committer(url)?)
+                Some(Self::start_committer(url, opts.statement_timeout)?)
             } else {
                 None
             },
             slots: std::sync::Arc::new(tokio::sync::Semaphore::new(max_size.max(1) as usize)),
             wait: opts.timeout,
             logins,
+            statement_timeout: opts.statement_timeout,
         })
     }
 
-    fn start_committer(url: &DbUrl) -> Result<std::sync::mpsc::Sender<WriteJob>, RegistryError> {
-        let conn = DbConnection::open(url)?;
+    fn start_committer(
+        url: &DbUrl,
+        statement_timeout: Option<Duration>,
+    ) -> Result<std::sync::mpsc::Sender<WriteJob>, RegistryError> {
+        let conn = DbConnection::open_limited(url, statement_timeout)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
         let url = url.clone();
         // The thread ends when the last clone of this database (and its sender) is dropped.
         std::thread::Builder::new()
             .name("db-committer".to_string())
-            .spawn(move || commit_loop(&url, Some(conn), &rx))
+            .spawn(move || commit_loop(&url, statement_timeout, Some(conn), &rx))
             .map_err(|e| {
                 RegistryError::Startup(format!("cannot start the database writer: {e}"))
             })?;
@@ -957,15 +1019,16 @@ impl Database {
             .await
             .map_err(|_| RegistryError::Busy(self.wait.as_secs()))?
             .map_err(|_| RegistryError::Cancelled)?;
-        let (pool, logins, url, wait) = (
+        let (pool, logins, url, statement_timeout, wait) = (
             self.pool.clone(),
             self.logins.clone(),
             self.url.clone(),
+            self.statement_timeout,
             self.wait,
         );
         actix_web::web::block(move || {
             let _slot = slot;
-            let mut conn = login::check_out(&pool, &logins, &url, wait)?;
+            let mut conn = login::check_out(&pool, &logins, &url, statement_timeout, wait)?;
             f(&mut conn)
         })
         .await
