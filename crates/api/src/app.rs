@@ -22,7 +22,7 @@ use crate::error::error_response;
 use crate::policy::Enforcer;
 use crate::policy_engine::Policy;
 use crate::registry_client::RegistryClient;
-use crate::routes::{data, health, images, info, members, versions};
+use crate::routes::{data, health, images, info, members, openapi, versions};
 use glance_auth::Keystone;
 
 /// Everything a handler needs; cheap to clone.
@@ -292,6 +292,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::resource("/info/usage")
                         .route(web::get().to(info::usage_info))
+                        .default_service(web::to(not_allowed("GET"))),
+                )
+                // Last in the scope: the image routes are matched first.
+                .service(
+                    web::resource("/openapi.json")
+                        .route(web::get().to(openapi::show_openapi))
                         .default_service(web::to(not_allowed("GET"))),
                 )
                 .default_service(web::to(|| async {

@@ -6,6 +6,7 @@ pub mod health;
 pub mod images;
 pub mod info;
 pub mod members;
+pub mod openapi;
 pub mod versions;
 
 use glance_model::ImageId;
