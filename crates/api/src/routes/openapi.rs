@@ -184,6 +184,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_format_lists_are_glances_defaults() {
+        use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
+        let doc = document();
+        let create = &doc["components"]["schemas"]["ImageCreate"]["properties"];
+        for (field, defaults) in [
+            ("disk_format", DEFAULT_DISK_FORMATS),
+            ("container_format", DEFAULT_CONTAINER_FORMATS),
+        ] {
+            let listed: Vec<&str> = create[field]["enum"]
+                .as_array()
+                .expect("an enum")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(listed, defaults, "{field}");
+        }
+    }
+
     fn resolve(doc: &Value, p: &Value) -> Value {
         match p["$ref"].as_str() {
             Some(r) => {
