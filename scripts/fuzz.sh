@@ -13,12 +13,14 @@
 #   scripts/fuzz.sh --max-failures 1   extra arguments go to `schemathesis run`
 #
 # Environment:
-#   GLANCE_FUZZ_BACKENDS   default "sqlite mysql"
+#   GLANCE_FUZZ_BACKENDS   default "sqlite mysql"; "postgres" is a third, optional run (not in CI:
+#                          see docs/fuzz.md for what it finds)
 #   GLANCE_FUZZ_EXAMPLES   examples per operation and phase (default 100)
 #   GLANCE_FUZZ_SEED       the seed (default 26); the same seed and versions send the same requests
 #   GLANCE_FUZZ_PHASES     schemathesis phases (default examples,coverage,fuzzing,stateful)
 #   GLANCE_FUZZ_MYSQL_URL  default mysql://root@127.0.0.1:3306/glance_fuzz; dropped and created
 #                          anew for each run
+#   GLANCE_FUZZ_POSTGRES_URL  default postgresql://postgres@127.0.0.1:5432/glance_fuzz; the same
 #   FUZZ_VENV              venv directory, default target/fuzz-venv
 #   CI=true                an unreachable MariaDB fails the run instead of skipping it
 set -euo pipefail
@@ -30,12 +32,13 @@ EXAMPLES=${GLANCE_FUZZ_EXAMPLES:-100}
 SEED=${GLANCE_FUZZ_SEED:-26}
 PHASES=${GLANCE_FUZZ_PHASES:-examples,coverage,fuzzing,stateful}
 MYSQL_URL=${GLANCE_FUZZ_MYSQL_URL:-mysql://root@127.0.0.1:3306/glance_fuzz}
+PG_URL=${GLANCE_FUZZ_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/glance_fuzz}
 VENV=${FUZZ_VENV:-$ROOT/target/fuzz-venv}
 REQS=$ROOT/tests/fuzz/requirements.txt
 OUT=$ROOT/target/fuzz
 CI=${CI:-false}
 for b in $BACKENDS; do
-  case $b in sqlite|mysql|mariadb) ;; *) echo "unknown backend $b (use sqlite or mysql)" >&2; exit 2 ;; esac
+  case $b in sqlite|mysql|mariadb|postgres) ;; *) echo "unknown backend $b (use sqlite, mysql or postgres)" >&2; exit 2 ;; esac
 done
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -66,6 +69,7 @@ need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v mysql >/dev/null 2>&1 || need+=(mariadb-client)
+[[ " $BACKENDS " == *" postgres "* ]] && ! command -v psql >/dev/null 2>&1 && need+=(postgresql-client libpq-dev)
 dpkg -s libmariadb-dev >/dev/null 2>&1 || dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 \
   || need+=(libmariadb-dev pkg-config)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
@@ -113,6 +117,7 @@ MYSQL_ARGS=(-h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER")
 sql() {
   case $backend in
     sqlite) sqlite3 "$DIR/glance.sqlite" "$1" ;;
+    postgres) psql "$PG_URL" -tAq -c "$1" ;;
     *) mysql "${MYSQL_ARGS[@]}" -N -B "$MY_DB" -e "$1" ;;
   esac
 }
@@ -131,6 +136,15 @@ for backend in $BACKENDS; do
   mkdir -p "$DIR/images" "$DIR/report"
   case $backend in
     sqlite) db_url="sqlite:///$DIR/glance.sqlite" ;;
+    postgres)
+      pg_db=${PG_URL##*/}; pg_db=${pg_db%%\?*}
+      if ! psql "${PG_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS \"$pg_db\"" -c "CREATE DATABASE \"$pg_db\"" 2>"$DIR/psql.err"; then
+        cat "$DIR/psql.err" >&2
+        echo "error: PostgreSQL at $PG_URL is not reachable" >&2
+        RESULT[$backend]=FAILED; overall=1; REQUESTS[$backend]=0; SECS[$backend]=0
+        continue
+      fi
+      db_url=$PG_URL ;;
     *)
       if ! mysql "${MYSQL_ARGS[@]}" -e "DROP DATABASE IF EXISTS \`$MY_DB\`; CREATE DATABASE \`$MY_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci" 2>"$DIR/mysql.err"; then
         cat "$DIR/mysql.err" >&2
@@ -201,7 +215,7 @@ CONF
   logged=$(grep -c 'glance_api::access' "$DIR/api.log" || true)
 
   # Delete, through the API, every image the run left behind (unprotecting it first).
-  left=$(sql "SELECT id FROM images WHERE deleted = 0")
+  left=$(sql "SELECT id FROM images WHERE NOT deleted")
   n_left=$(printf '%s' "$left" | grep -c . || true)
   echo "-- cleanup: $n_left images left by the run; deleting them through the API"
   for id in $left; do
@@ -214,7 +228,7 @@ CONF
     [ "$code" = 204 ] || problems+=("DELETE /v2/images/$id answered $code: $(head -c 300 "$DIR/delete.out")")
   done
   for t in images $CHILD_TABLES; do
-    live=$(sql "SELECT COUNT(*) FROM $t WHERE deleted = 0")
+    live=$(sql "SELECT COUNT(*) FROM $t WHERE NOT deleted")
     [ "$live" = 0 ] || problems+=("$live live rows left in $t")
   done
   files=$(find "$DIR/images" -mindepth 1 | head -20)
