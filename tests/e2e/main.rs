@@ -11,6 +11,7 @@ mod adoption;
 mod api_data;
 mod api_images;
 mod api_members;
+mod api_nul;
 mod api_recovery;
 mod cloud;
 mod daemons;

@@ -155,12 +155,29 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Whether `raw` (a path or query string as sent, still percent-encoded) holds an encoded NUL.
+/// PostgreSQL cannot store U+0000 in text and no name, tag, member or filter has a use for it,
+/// so such a request is refused before routing (JSON bodies: [`crate::routes::reject_nul`]).
+pub fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
 /// Rewrites `/v2.N/...` to `/v2/...` for the versions Glance serves, so one route table
 /// answers every prefix; other prefixes fall through to the versions document.
+/// Refuses (400) a request whose path or query string holds `%00`.
 async fn version_prefix(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, error::Error> {
+    if has_encoded_nul(req.path()) || has_encoded_nul(req.query_string()) {
+        let msg = "The request URI holds an encoded NUL character (%00), which no image \
+                   attribute, tag, member or filter may contain";
+        return Err(error::InternalError::from_response(
+            "encoded NUL in the request URI",
+            error_response(StatusCode::BAD_REQUEST, msg),
+        )
+        .into());
+    }
     let path = req.path();
     if let Some(rest) = path.strip_prefix("/v2.") {
         let (minor, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));

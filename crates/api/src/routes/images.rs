@@ -220,6 +220,7 @@ pub async fn create_image(
     Caller(ctx): Caller,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    super::reject_nul(&body)?;
     let new = parse_create(&body, &formats(&state))?;
     state.policy.add_image(&ctx, new.owner.as_deref())?;
     if let Some(v @ (Visibility::Public | Visibility::Community)) = new.visibility {
@@ -273,6 +274,7 @@ pub async fn update_image(
     let id = image_id(&id)?;
     let doc: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON in request body: {e}")))?;
+    super::reject_nul(&doc)?;
     let changes = parse_patch(media, &doc)?;
     let image = state.registry.get_image(&ctx, &id).await?;
     state.policy.image("modify_image", &ctx, &image)?;
