@@ -12,6 +12,7 @@ mod api_data;
 mod api_images;
 mod api_members;
 mod api_nul;
+mod api_openapi;
 mod api_recovery;
 mod cloud;
 mod daemons;
