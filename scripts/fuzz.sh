@@ -192,7 +192,8 @@ CONF
 
   problems=()
   set +e
-  FUZZ_NETWORK_ERRORS=$DIR/report/network-errors.jsonl SCHEMATHESIS_HOOKS=$ROOT/tests/fuzz/hooks.py \
+  # Run from the run's directory: schemathesis keeps a cache (.schemathesis/) in the working one.
+  (cd "$DIR" && FUZZ_NETWORK_ERRORS=$DIR/report/network-errors.jsonl SCHEMATHESIS_HOOKS=$ROOT/tests/fuzz/hooks.py \
     "$VENV/bin/schemathesis" run "$API/v2/openapi.json" \
     --checks not_a_server_error --mode all --phases "$PHASES" \
     --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none \
@@ -200,7 +201,7 @@ CONF
     --suppress-health-check all \
     --report junit,har,ndjson --report-junit-path "$DIR/report/junit.xml" \
     --report-har-path "$DIR/report/requests.har" --report-ndjson-path "$DIR/report/events.ndjson" \
-    "$@" >"$DIR/schemathesis.log" 2>&1
+    "$@" >"$DIR/schemathesis.log" 2>&1)
   st_rc=$?
   set -e
   tail -n 40 "$DIR/schemathesis.log"
