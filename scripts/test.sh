@@ -84,5 +84,8 @@ cargo build --workspace --bins
 echo "== interop: the real openstack, glance and openstacksdk clients (scripts/interop.sh)"
 ./scripts/interop.sh
 
+echo "== fuzz: schemathesis against every route of glance-api, SQLite and MariaDB (scripts/fuzz.sh)"
+./scripts/fuzz.sh
+
 echo "== systemd units (systemd-analyze verify, readiness probe)"
 ./scripts/check-systemd.sh

@@ -14,6 +14,8 @@ mod api_images;
 mod api_logs;
 mod api_members;
 mod api_ownership;
+mod api_nul;
+mod api_openapi;
 mod api_recovery;
 mod api_startup;
 mod cloud;

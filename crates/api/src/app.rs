@@ -22,7 +22,7 @@ use crate::error::error_response;
 use crate::policy::Enforcer;
 use crate::policy_engine::Policy;
 use crate::registry_client::RegistryClient;
-use crate::routes::{data, health, images, info, members, versions};
+use crate::routes::{data, health, images, info, members, openapi, versions};
 use glance_auth::Keystone;
 
 /// Everything a handler needs; cheap to clone.
@@ -188,12 +188,29 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Whether `raw` (a path or query string as sent, still percent-encoded) holds an encoded NUL.
+/// PostgreSQL cannot store U+0000 in text and no name, tag, member or filter has a use for it,
+/// so such a request is refused before routing (JSON bodies: [`crate::routes::reject_nul`]).
+pub fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
 /// Rewrites `/v2.N/...` to `/v2/...` for the versions Glance serves, so one route table
 /// answers every prefix; other prefixes fall through to the versions document.
+/// Refuses (400) a request whose path or query string holds `%00`.
 async fn version_prefix(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, error::Error> {
+    if has_encoded_nul(req.path()) || has_encoded_nul(req.query_string()) {
+        let msg = "The request URI holds an encoded NUL character (%00), which no image \
+                   attribute, tag, member or filter may contain";
+        return Err(error::InternalError::from_response(
+            "encoded NUL in the request URI",
+            error_response(StatusCode::BAD_REQUEST, msg),
+        )
+        .into());
+    }
     let path = req.path();
     if let Some(rest) = path.strip_prefix("/v2.") {
         let (minor, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -336,6 +353,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::resource("/info/usage")
                         .route(web::get().to(info::usage_info))
+                        .default_service(web::to(not_allowed("GET"))),
+                )
+                // Last in the scope: the image routes are matched first.
+                .service(
+                    web::resource("/openapi.json")
+                        .route(web::get().to(openapi::show_openapi))
                         .default_service(web::to(not_allowed("GET"))),
                 )
                 .default_service(web::to(|| async {

@@ -229,6 +229,7 @@ pub async fn create_image(
     Caller(ctx): Caller,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    super::reject_nul(&body)?;
     let mut new = parse_create(&body, &formats(&state))?;
     // glance-api chooses the id (when the client did not), so that a create the registry
     // committed but whose answer was lost can be sent again and recognised by its id.
@@ -285,6 +286,7 @@ pub async fn update_image(
     let id = image_id(&id)?;
     let doc: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON in request body: {e}")))?;
+    super::reject_nul(&doc)?;
     let changes = parse_patch(media, &doc)?;
     let image = state.registry.get_image(&ctx, &id).await?;
     state.policy.change(Change::Modify, &ctx, &image)?;

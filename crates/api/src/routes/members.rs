@@ -56,6 +56,7 @@ pub async fn create_member(
     body: web::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
+    super::reject_nul(&body.member)?;
     let member = body
         .member
         .as_str()
