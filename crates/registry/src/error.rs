@@ -146,7 +146,7 @@ pub enum DbFailure {
     /// The statement ran past `[database] statement_timeout` and was stopped: 503.
     Timeout,
     /// The connection to the server was lost mid-request (MariaDB/MySQL client errors 2006
-    /// and 2013, a closed connection): 503.
+    /// and 2013, PostgreSQL's session terminated, a closed connection): 503.
     ConnectionLost,
     /// Anything else: 500, logged with its cause.
     Other,
@@ -166,7 +166,16 @@ impl DbFailure {
         }
         let message = message.to_ascii_lowercase();
         let says = |texts: &[&str]| texts.iter().any(|t| message.contains(t));
-        if says(&["server has gone away", "lost connection to"]) {
+        if says(&[
+            // MariaDB/MySQL client errors 2006 and 2013.
+            "server has gone away",
+            "lost connection to",
+            // PostgreSQL: the session was ended under the query (57P01, `pg_terminate_backend`,
+            // a server shutdown) or the socket closed.
+            "terminating connection due to",
+            "server closed the connection unexpectedly",
+            "no connection to the server",
+        ]) {
             Self::ConnectionLost
         } else if says(&[
             // SQLite's answer when the progress handler stops a statement.
@@ -196,6 +205,8 @@ impl DbFailure {
             "out of range value",
             "out of range for type",
             "incorrect string value",
+            // PostgreSQL 22021: a NUL or an invalid UTF-8 sequence in a text value.
+            "invalid byte sequence for encoding",
         ]) {
             Self::BadValue
         } else {
@@ -217,8 +228,9 @@ impl DbFailure {
     fn public_message(self) -> Option<&'static str> {
         match self {
             Self::BadValue => Some(
-                "A value in the request does not fit the image database: it is too long or out \
-                 of range; shorten it and retry",
+                "A value in the request does not fit the image database: it is too long, out \
+                 of range, or holds a character the database refuses (such as NUL); correct it \
+                 and retry",
             ),
             Self::TooComplex => Some(
                 "The request is too complex for the image database: use fewer filters or \
@@ -313,6 +325,11 @@ mod tests {
                 ErrorKind::BadRequest,
                 "too complex",
             ),
+            (
+                "invalid byte sequence for encoding \"UTF8\": 0x00",
+                ErrorKind::BadRequest,
+                "such as NUL",
+            ),
             ("interrupted", ErrorKind::Unavailable, "statement_timeout"),
             (
                 "Query execution was interrupted (max_statement_time exceeded)",
@@ -332,6 +349,12 @@ mod tests {
                 "{message}: {}",
                 e.public_message()
             );
+        }
+        for lost in [
+            "terminating connection due to administrator command",
+            "server closed the connection unexpectedly",
+        ] {
+            assert_eq!(unknown(lost).kind(), ErrorKind::Unavailable, "{lost}");
         }
         let fk = RegistryError::Query(Error::DatabaseError(
             DatabaseErrorKind::ForeignKeyViolation,

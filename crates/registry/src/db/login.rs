@@ -164,6 +164,7 @@ mod tests {
             .build_unchecked(ConnectionManager {
                 url: url.clone(),
                 logins: logins.clone(),
+                statement_timeout: None,
             });
         let started = Instant::now();
         let err = check_out(&pool, &logins, &url, None, Duration::from_secs(30))
