@@ -84,8 +84,8 @@ cargo build --workspace --bins
 echo "== interop: the real openstack, glance and openstacksdk clients (scripts/interop.sh)"
 ./scripts/interop.sh
 
-echo "== fuzz: schemathesis against every route of glance-api, SQLite and MariaDB (scripts/fuzz.sh)"
-./scripts/fuzz.sh
+echo "== fuzz: schemathesis against every route of glance-api, SQLite, MariaDB and PostgreSQL (scripts/fuzz.sh)"
+GLANCE_FUZZ_POSTGRES_URL="postgresql://$pg_user@$PG_HOST:5432/glance_fuzz" ./scripts/fuzz.sh
 
 echo "== systemd units (systemd-analyze verify, readiness probe)"
 ./scripts/check-systemd.sh
