@@ -41,29 +41,11 @@ for b in $BACKENDS; do
   case $b in sqlite|mysql|mariadb|postgres) ;; *) echo "unknown backend $b (use sqlite, mysql or postgres)" >&2; exit 2 ;; esac
 done
 
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-apt_install() {
-  echo "== installing $*"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
 # --- 1. tools: the venv (rebuilt when requirements.txt changes), the database clients, curl ----
-PY=${PYTHON:-python3}
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
-have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
-if [ "$want" != "$have" ] || [ ! -x "$VENV/bin/schemathesis" ]; then
-  echo "== creating $VENV (requirements.txt ${want:0:12})"
-  rm -rf "$VENV"
-  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
-    rm -rf "$VENV"
-    apt_install python3-venv
-    "$PY" -m venv "$VENV"
-  fi
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -r "$REQS"
-  echo "$want" >"$VENV/.requirements.sha256"
-fi
+ensure_venv "$VENV" "$REQS" schemathesis
 "$VENV/bin/schemathesis" --version
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)

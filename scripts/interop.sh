@@ -52,31 +52,11 @@ REQS=$ROOT/tests/interop/requirements.txt
 OUT=$ROOT/target/interop
 CI=${CI:-false}
 
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-apt_install() {
-  echo "== installing $*"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
 # --- 1. the venv, rebuilt only when requirements.txt changes -------------------------------
-PY=${PYTHON:-python3}
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
-have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
-if [ "$want" != "$have" ] || [ ! -x "$VENV/bin/openstack" ]; then
-  echo "== creating $VENV (requirements.txt ${want:0:12})"
-  rm -rf "$VENV"
-  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
-    rm -rf "$VENV"
-    apt_install python3-venv
-    "$PY" -m venv "$VENV"
-  fi
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -r "$REQS"
-  echo "$want" >"$VENV/.requirements.sha256"
-else
-  echo "== reusing $VENV (requirements.txt ${want:0:12})"
-fi
+ensure_venv "$VENV" "$REQS" openstack
 "$VENV/bin/openstack" --version
 "$VENV/bin/glance" --version
 
