@@ -75,6 +75,7 @@ impl RegistryClient {
         &self.base
     }
 
+    /// One request to the registry, sent once: a failed connection is a 503.
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         ctx: &Context,
@@ -82,11 +83,7 @@ impl RegistryClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ApiError> {
-        let resp = self
-            .send(ctx, method, path, body, 0)
-            .await
-            .map_err(|e| ApiError::RegistryUnavailable(crate::error::chain(&e)))?;
-        Self::read(resp).await
+        self.sent(ctx, method, path, body, &[]).await
     }
 
     /// [`RegistryClient::call`] for a write the registry answers the same when it is sent
@@ -103,11 +100,24 @@ impl RegistryClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ApiError> {
+        self.sent(ctx, method, path, body, &RESEND_AFTER).await
+    }
+
+    /// Sends a request, and sends it again after each of `resends` while the connection
+    /// fails (not on a timeout); then reads the answer.
+    async fn sent<B: Serialize, T: DeserializeOwned>(
+        &self,
+        ctx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        resends: &[Duration],
+    ) -> Result<Option<T>, ApiError> {
         let mut attempt = 0;
         loop {
             match self.send(ctx, method.clone(), path, body, attempt).await {
                 Ok(resp) => return Self::read(resp).await,
-                Err(e) if e.is_timeout() || attempt >= RESEND_AFTER.len() => {
+                Err(e) if e.is_timeout() || attempt >= resends.len() => {
                     return Err(ApiError::RegistryUnavailable(crate::error::chain(&e)));
                 }
                 Err(e) => {
@@ -116,7 +126,7 @@ impl RegistryClient {
                         ctx.request_id,
                         crate::error::chain(&e)
                     );
-                    tokio::time::sleep(RESEND_AFTER[attempt]).await;
+                    tokio::time::sleep(resends[attempt]).await;
                     attempt += 1;
                 }
             }

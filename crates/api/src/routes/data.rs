@@ -361,7 +361,7 @@ pub fn parse_range(raw: Option<&str>, size: u64) -> Result<Option<ByteRange>, Ap
     let Some((a, b)) = spec.split_once('-') else {
         return Ok(None);
     };
-    let num = |s: &str| s.trim().parse::<u64>().ok();
+    let num = |s: &str| s.parse::<u64>().ok();
     let (a, b) = (a.trim(), b.trim());
     let unsatisfiable = || {
         Err(ApiError::rule(
