@@ -85,7 +85,7 @@ wait_up() { # url, pid, log
 }
 
 # mysql client arguments and database name from $MYSQL_URL.
-IFS='|' read -r MY_HOST MY_PORT MY_USER MY_PASS MY_DB <<<"$("$PY" - "$MYSQL_URL" <<'EOF'
+IFS='|' read -r MY_HOST MY_PORT MY_USER MY_PASS MY_DB <<<"$("${PYTHON:-python3}" - "$MYSQL_URL" <<'EOF'
 import sys, urllib.parse as u
 p = u.urlsplit(sys.argv[1])
 print("|".join(map(str, (p.hostname or "127.0.0.1", p.port or 3306, u.unquote(p.username or "root"),
