@@ -23,6 +23,8 @@
 #   GLANCE_FUZZ_POSTGRES_URL  default postgresql://postgres@127.0.0.1:5432/glance_fuzz; the same
 #   FUZZ_VENV              venv directory, default target/fuzz-venv
 #   CI=true                an unreachable MariaDB fails the run instead of skipping it
+#   GLANCE_SUMMARY_FILE    when set (scripts/test.sh does), one line is appended to it:
+#                          "fuzz N requests (sqlite N ok, mysql N ok, postgres N ok)"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -239,4 +241,12 @@ for backend in $BACKENDS; do
   printf '  %-8s %-8s %7s requests %5ss\n' "$backend" "${RESULT[$backend]:-?}" "${REQUESTS[$backend]:-0}" "${SECS[$backend]:-0}"
 done
 echo "fuzz: $total_requests requests sent (seed $SEED, $EXAMPLES examples per operation), ${SECONDS}s in all"
+if [ -n "${GLANCE_SUMMARY_FILE:-}" ]; then
+  per=""
+  for backend in $BACKENDS; do
+    r=${RESULT[$backend]:-NOT RUN}; [ "$r" = PASSED ] && r=ok
+    per+="${per:+, }$backend ${REQUESTS[$backend]:-0} $r"
+  done
+  echo "fuzz $total_requests requests ($per)" >>"$GLANCE_SUMMARY_FILE"
+fi
 exit $overall

@@ -22,6 +22,9 @@
 #   INTEROP_VENV              venv directory, default target/interop-venv
 #   CI=true                   an unreachable MariaDB or a Keystone that cannot be started fails
 #                             the run instead of being skipped
+#   GLANCE_SUMMARY_FILE       when set (scripts/test.sh does), one line is appended to it:
+#                             "interop 3/3 runs ok (N passed, N failed, N skipped tests)", with
+#                             each run that did not pass named after the count
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -207,4 +210,12 @@ echo
 runs=""
 for r in PASSED FAILED SKIPPED; do [ -n "${BY[$r]:-}" ] && runs+="${runs:+, }${BY[$r]} ${r,,}"; done
 echo "interop: ${tp} passed, ${tf} failed, ${ts} skipped (runs: ${runs}; ${total}s in pytest, ${SECONDS}s in all)"
+if [ -n "${GLANCE_SUMMARY_FILE:-}" ]; then
+  n_runs=0; not_ok=""
+  for run in $RUNS; do
+    n_runs=$((n_runs + 1))
+    [ "${RESULT[$run]:-?}" = PASSED ] || not_ok+=", $run ${RESULT[$run]:-NOT RUN}"
+  done
+  echo "interop ${BY[PASSED]:-0}/$n_runs runs ok$not_ok (${tp} passed, ${tf} failed, ${ts} skipped tests)" >>"$GLANCE_SUMMARY_FILE"
+fi
 exit $overall

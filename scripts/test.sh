@@ -1,8 +1,57 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, unit and end-to-end tests on SQLite,
 # MariaDB and PostgreSQL, and the SQLite-only build. Installs what it needs on Debian.
+# The last line it prints is one summary of every step, also when a step fails:
+#   summary: setup ok; fmt ok; ...; rust N passed 0 failed; bench smoke ok (sqlite, mariadb); ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# --- the summary line ----------------------------------------------------------------------------
+# Each step appends one "name result" line to $GLANCE_SUMMARY_FILE when it ends (interop.sh and
+# fuzz.sh append their own, with counts); on exit, whatever the cause, the trap prints them on one
+# line, the step that was running as FAILED if it wrote nothing, and the steps never reached.
+STEPS=(setup fmt clippy "sqlite-only build" rust "bench smoke" interop fuzz systemd)
+STEP=""
+GLANCE_SUMMARY_FILE=$(mktemp)
+export GLANCE_SUMMARY_FILE
+step() { STEP=$1; }
+# step_done RESULT: records "$STEP RESULT", unless the step's script already wrote its line.
+step_done() {
+  grep -q "^$STEP " "$GLANCE_SUMMARY_FILE" || echo "$STEP $1" >>"$GLANCE_SUMMARY_FILE"
+  STEP=""
+}
+on_exit_hooks=()
+on_exit() {
+  local rc=$? hook s reached=false not_run=() line out=""
+  set +e
+  for hook in "${on_exit_hooks[@]}"; do $hook; done
+  if [ -n "$STEP" ]; then
+    if ! grep -q "^$STEP " "$GLANCE_SUMMARY_FILE"; then
+      case $rc in
+        129 | 130 | 143) echo "$STEP INTERRUPTED (signal $((rc - 128)))" ;;
+        *) echo "$STEP FAILED (exit $rc)" ;;
+      esac >>"$GLANCE_SUMMARY_FILE"
+    fi
+    for s in "${STEPS[@]}"; do
+      [ "$reached" = true ] && not_run+=("$s")
+      [ "$s" = "$STEP" ] && reached=true
+    done
+    [ ${#not_run[@]} -eq 0 ] || echo "not run: $(printf '%s, ' "${not_run[@]}" | sed 's/, $//')" >>"$GLANCE_SUMMARY_FILE"
+  elif [ "$rc" != 0 ]; then
+    echo "FAILED (exit $rc)" >>"$GLANCE_SUMMARY_FILE"
+  fi
+  while IFS= read -r line; do out+="${out:+; }$line"; done <"$GLANCE_SUMMARY_FILE"
+  rm -f "$GLANCE_SUMMARY_FILE"
+  echo
+  echo "summary: $out"
+  exit "$rc"
+}
+trap on_exit EXIT
+# A signal ends the run through on_exit too, with the shell's usual 128+N status.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+step setup
 
 need_pkgs=()
 dpkg -s libmariadb-dev >/dev/null 2>&1 || need_pkgs+=(libmariadb-dev)
@@ -42,7 +91,7 @@ fi
 # A real Keystone on loopback for the auth tests (tokens live 20 s so expiry is tested).
 ks_state=$(mktemp -d)
 cleanup() { ./scripts/keystone.sh stop "$ks_state" >/dev/null 2>&1 || true; rm -rf "$ks_state"; }
-trap cleanup EXIT
+on_exit_hooks+=(cleanup)
 echo "== starting Keystone (scripts/keystone.sh)"
 if KEYSTONE_TOKEN_EXPIRATION=20 ./scripts/keystone.sh start "$ks_state" 0 >"$ks_state.log" 2>&1; then
   export GLANCE_TEST_KEYSTONE="$ks_state/keystone.json"
@@ -51,16 +100,29 @@ else
   echo "warning: Keystone did not start; the Keystone tests will not run" >&2
 fi
 rm -f "$ks_state.log"
+missing=()
+[ -n "${GLANCE_TEST_MYSQL_URL:-}" ] || missing+=(mariadb)
+[ -n "${GLANCE_TEST_POSTGRES_URL:-}" ] || missing+=(postgresql)
+[ -n "${GLANCE_TEST_KEYSTONE:-}" ] || missing+=(keystone)
+step_done "ok${missing[*]:+ (not reachable, their tests skipped: $(printf '%s, ' "${missing[@]}" | sed 's/, $//'))}"
 
+step fmt
 echo "== cargo fmt --check"
 cargo fmt --all --check
+step_done ok
+step clippy
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --features glance-registry/sqlite,glance-registry/mysql,glance-registry/postgres -- -D warnings
+step_done ok
+step "sqlite-only build"
 echo "== SQLite-only build"
 cargo check -p glance-registry --no-default-features --features sqlite
+step_done ok
+step rust
 echo "== cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"; cleanup' EXIT
+remove_log() { rm -f "$log"; }
+on_exit_hooks+=(remove_log)
 set +e
 cargo test --workspace --all-targets 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -70,22 +132,35 @@ passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 echo
 echo "${passed} passed, ${failed} failed"
-[ "$status" = 0 ] || exit "$status"
+if [ "$status" = 0 ]; then
+  step_done "$passed passed $failed failed"
+else
+  echo "$STEP $passed passed $failed failed, FAILED (cargo test exit $status)" >>"$GLANCE_SUMMARY_FILE"
+  exit "$status"
+fi
 
 # The benchmark itself must keep working: a short run of every section on SQLite (and on
 # MariaDB when reachable), failing on any failed request. Its figures are printed, never
 # checked: speed is judged from full runs of scripts/bench.sh on a quiet machine.
+step "bench smoke"
 echo "== benchmark smoke run (glance-bench --quick; figures not checked)"
 bench_db=()
 [ -n "${GLANCE_TEST_MYSQL_URL:-}" ] && bench_db=(--mysql-url "mysql://root@$MYSQL_HOST:3306")
 cargo build --workspace --bins
 ./target/debug/glance-bench --quick --fail-on-errors "${bench_db[@]}"
+step_done "ok (sqlite${bench_db[*]:+, mariadb})"
 
 echo "== interop: the real openstack, glance and openstacksdk clients (scripts/interop.sh)"
+step interop
 ./scripts/interop.sh
+step_done ok
 
 echo "== fuzz: schemathesis against every route of glance-api, SQLite, MariaDB and PostgreSQL (scripts/fuzz.sh)"
+step fuzz
 GLANCE_FUZZ_POSTGRES_URL="postgresql://$pg_user@$PG_HOST:5432/glance_fuzz" ./scripts/fuzz.sh
+step_done ok
 
 echo "== systemd units (systemd-analyze verify, readiness probe)"
+step systemd
 ./scripts/check-systemd.sh
+step_done ok
