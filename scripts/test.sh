@@ -15,6 +15,8 @@ STEP=""
 GLANCE_SUMMARY_FILE=$(mktemp)
 export GLANCE_SUMMARY_FILE
 step() { STEP=$1; }
+# commas A B C: prints "A, B, C".
+commas() { local out="" x; for x; do out+="${out:+, }$x"; done; printf '%s' "$out"; }
 # step_done RESULT: records "$STEP RESULT", unless the step's script already wrote its line.
 step_done() {
   grep -q "^$STEP " "$GLANCE_SUMMARY_FILE" || echo "$STEP $1" >>"$GLANCE_SUMMARY_FILE"
@@ -36,7 +38,7 @@ on_exit() {
       [ "$reached" = true ] && not_run+=("$s")
       [ "$s" = "$STEP" ] && reached=true
     done
-    [ ${#not_run[@]} -eq 0 ] || echo "not run: $(printf '%s, ' "${not_run[@]}" | sed 's/, $//')" >>"$GLANCE_SUMMARY_FILE"
+    [ ${#not_run[@]} -eq 0 ] || echo "not run: $(commas "${not_run[@]}")" >>"$GLANCE_SUMMARY_FILE"
   elif [ "$rc" != 0 ]; then
     echo "FAILED (exit $rc)" >>"$GLANCE_SUMMARY_FILE"
   fi
@@ -104,7 +106,7 @@ missing=()
 [ -n "${GLANCE_TEST_MYSQL_URL:-}" ] || missing+=(mariadb)
 [ -n "${GLANCE_TEST_POSTGRES_URL:-}" ] || missing+=(postgresql)
 [ -n "${GLANCE_TEST_KEYSTONE:-}" ] || missing+=(keystone)
-step_done "ok${missing[*]:+ (not reachable, their tests skipped: $(printf '%s, ' "${missing[@]}" | sed 's/, $//'))}"
+step_done "ok${missing[*]:+ (not reachable, their tests skipped: $(commas "${missing[@]}"))}"
 
 step fmt
 echo "== cargo fmt --check"
