@@ -8,14 +8,17 @@ use std::collections::BTreeMap;
 use super::Policy;
 use super::rule::Rule;
 
-/// Glance's default policy for the Images API (secure RBAC, project scope). Every action the API
+/// Glance's default policy for the Images API (secure RBAC, project scope): Glance 33's rules,
+/// as its `oslopolicy-policy-generator --namespace glance` prints them. Every action the API
 /// enforces is listed, so an override file can be checked for names Glance does not know.
+/// `etc/policy.yaml` lists the same rules, commented out, for operators.
 const DEFAULT_RULES: &[(&str, &str)] = &[
     // Base rules the others refer to.
     ("context_is_admin", "role:admin"),
     ("default", ""),
     ("service_api", "role:service or role:admin"),
-    ("metadef_admin", "role:admin"),
+    ("metadef_default", ""),
+    ("metadef_admin", "rule:context_is_admin"),
     // Images.
     (
         "add_image",
@@ -61,8 +64,8 @@ const DEFAULT_RULES: &[(&str, &str)] = &[
         "communitize_image",
         "rule:context_is_admin or (role:member and project_id:%(project_id)s)",
     ),
-    ("publicize_image", "role:admin"),
-    ("copy_image", "role:admin"),
+    ("publicize_image", "rule:context_is_admin"),
+    ("copy_image", "rule:context_is_admin"),
     // Locations.
     (
         "get_image_location",
@@ -72,7 +75,7 @@ const DEFAULT_RULES: &[(&str, &str)] = &[
         "set_image_location",
         "rule:context_is_admin or (role:member and project_id:%(project_id)s)",
     ),
-    ("delete_image_location", "role:admin"),
+    ("delete_image_location", "rule:context_is_admin"),
     (
         "add_image_location",
         "rule:service_api or (role:member and project_id:%(project_id)s and project_id:%(owner)s)",
@@ -100,32 +103,33 @@ const DEFAULT_RULES: &[(&str, &str)] = &[
         "rule:context_is_admin or (role:member and project_id:%(member_id)s)",
     ),
     // Cache.
-    ("manage_image_cache", "role:admin"),
-    ("cache_image", "role:admin"),
-    ("cache_list", "role:admin"),
-    ("cache_delete", "role:admin"),
-    ("cache_clean", "role:admin"),
-    ("cache_prune", "role:admin"),
-    ("list_cached_nodes", "role:admin"),
+    ("manage_image_cache", "rule:context_is_admin"),
+    ("cache_image", "rule:context_is_admin"),
+    ("cache_list", "rule:context_is_admin"),
+    ("cache_delete", "rule:context_is_admin"),
+    ("cache_clean", "rule:context_is_admin"),
+    ("cache_prune", "rule:context_is_admin"),
+    ("list_cached_nodes", "rule:context_is_admin"),
     // Stores.
     (
         "stores_info_detail",
-        "rule:context_is_admin or role:service",
+        "rule:context_is_admin or rule:service_api",
     ),
     // Tasks: open by rule, gated by tasks_api_access.
-    ("tasks_api_access", "role:admin"),
+    ("tasks_api_access", "rule:context_is_admin"),
     ("get_task", "rule:default"),
     ("get_tasks", "rule:default"),
     ("add_task", "rule:default"),
     ("modify_task", "rule:default"),
-    // Metadata definitions: anyone may read their own project's or public ones, admins write.
+    // Metadata definitions: anyone may read their own project's or public ones (and list their
+    // own project's), admins write.
     (
         "get_metadef_namespace",
         "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))",
     ),
     (
         "get_metadef_namespaces",
-        "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))",
+        "rule:context_is_admin or (role:reader and project_id:%(project_id)s)",
     ),
     (
         "get_metadef_object",
@@ -165,11 +169,9 @@ const DEFAULT_RULES: &[(&str, &str)] = &[
     ("add_metadef_object", "rule:metadef_admin"),
     ("modify_metadef_object", "rule:metadef_admin"),
     ("delete_metadef_object", "rule:metadef_admin"),
-    ("delete_metadef_objects", "rule:metadef_admin"),
     ("add_metadef_property", "rule:metadef_admin"),
     ("modify_metadef_property", "rule:metadef_admin"),
     ("remove_metadef_property", "rule:metadef_admin"),
-    ("delete_metadef_properties", "rule:metadef_admin"),
     ("add_metadef_tag", "rule:metadef_admin"),
     ("add_metadef_tags", "rule:metadef_admin"),
     ("modify_metadef_tag", "rule:metadef_admin"),
@@ -191,6 +193,7 @@ const UNSCOPED_RULES: &[&str] = &[
     "context_is_admin",
     "default",
     "service_api",
+    "metadef_default",
     "metadef_admin",
 ];
 
@@ -279,7 +282,7 @@ impl Default for Policy {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{BTreeSet, HashMap};
 
     use glance_model::Context;
 
@@ -339,6 +342,50 @@ mod tests {
         }
     }
 
+    /// The rules `etc/policy.yaml` lists for reference (commented out), parsed.
+    fn etc_policy_yaml_reference() -> Policy {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../etc/policy.yaml");
+        let text = std::fs::read_to_string(path).expect("read etc/policy.yaml");
+        let block: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# The defaults, for reference"))
+            .take_while(|l| !l.starts_with("# Example"))
+            .filter_map(|l| l.strip_prefix('#').filter(|rule| rule.starts_with('"')))
+            .map(|rule| format!("{rule}\n"))
+            .collect();
+        let mut listed = Policy::empty();
+        listed
+            .apply_overrides(&block, "etc/policy.yaml")
+            .expect("the rules etc/policy.yaml lists parse");
+        listed
+    }
+
+    #[test]
+    fn etc_policy_yaml_lists_the_built_in_defaults() {
+        let listed = etc_policy_yaml_reference();
+        let built_in = Policy::defaults();
+        let names = |p: &Policy| p.rule_names().map(str::to_owned).collect::<BTreeSet<_>>();
+        let (in_file, in_code) = (names(&listed), names(&built_in));
+        assert_eq!(
+            in_file.difference(&in_code).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "rules etc/policy.yaml lists that are not built in"
+        );
+        assert_eq!(
+            in_code.difference(&in_file).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "built-in rules etc/policy.yaml does not list"
+        );
+        // The same rule, parsed: the text may differ in spacing or redundant parentheses.
+        for name in &in_code {
+            let (file, code) = (&listed.rules[name], &built_in.rules[name]);
+            assert_eq!(
+                file.expr, code.expr,
+                "{name}: etc/policy.yaml says \"{file}\", the built-in default \"{code}\""
+            );
+        }
+    }
+
     #[test]
     fn defaults_admin_may_do_everything() {
         let p = Policy::defaults();
@@ -374,6 +421,30 @@ mod tests {
         ] {
             assert!(p.enforce(action, &admin(), &img), "admin denied {action}");
         }
+    }
+
+    #[test]
+    fn admin_only_rules_follow_context_is_admin_as_in_glance() {
+        let p = Policy::from_str("context_is_admin: role:cloud_admin\n", "p.yaml").unwrap();
+        let cloud_admin = Credentials::project("ops", &["cloud_admin"]);
+        let keystone_admin = Credentials::project("ops", &["admin"]).with_implied_roles();
+        let img = image("p1", "private", None);
+        for action in [
+            "publicize_image",
+            "copy_image",
+            "delete_image_location",
+            "manage_image_cache",
+            "cache_list",
+            "list_cached_nodes",
+            "tasks_api_access",
+            "add_metadef_namespace",
+        ] {
+            assert!(p.enforce(action, &cloud_admin, &img), "{action}");
+            assert!(!p.enforce(action, &keystone_admin, &img), "{action}");
+        }
+        // stores_info_detail also lets service_api (role:service or role:admin) in.
+        assert!(p.enforce("stores_info_detail", &cloud_admin, &img));
+        assert!(p.enforce("stores_info_detail", &keystone_admin, &img));
     }
 
     #[test]
