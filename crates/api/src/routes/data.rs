@@ -109,11 +109,10 @@ async fn preflight(
             image.status.as_str()
         )));
     }
-    if image.disk_format.is_none() || image.container_format.is_none() {
-        return Err(ApiError::bad_request(
-            "Properties disk_format and container_format must be set prior to saving data.",
-        ));
-    }
+    glance_model::status::require_formats(
+        image.disk_format.as_deref(),
+        image.container_format.as_deref(),
+    )?;
     let declared = match header(req, "x-openstack-image-size").or(header(req, "content-length")) {
         None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
