@@ -8,9 +8,17 @@
 //! handler in two ways:
 //!
 //! - a response that carries a [`SendFile`] extension (a download from the file store) has its
-//!   body sent with `sendfile(2)` straight from the page cache to the socket;
+//!   body sent with `sendfile(2)` straight from the page cache to the socket; what a handler
+//!   that sets it must do is written on [`SendFile`];
 //! - a body of known length is written from the chunks themselves, not copied into a buffer
 //!   first.
+//!
+//! A request body nobody read is thrown away by [`discard`], the one drain, within the bounds
+//! of a [`Drain`]: by the upload handler before it answers an upload it refused, and by the
+//! connection after any answer that left a body unread. A connection whose request body was
+//! not read to its end is closed after the answer, so what [`discard`] leaves is never taken
+//! for the next request; an error answer to a request with a body closes its connection too
+//! (glance-api's error middleware marks it, as Glance does).
 //!
 //! Requests on a connection are served one after the other; a pipelined request waits in the
 //! read buffer. The request head must arrive within [`REQUEST_HEAD_TIMEOUT`] (actix-web's
@@ -32,7 +40,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HOST, HeaderValue};
 use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt as _;
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 
@@ -59,11 +67,6 @@ pub struct KeepAlive {
 /// soon as that much has arrived, before the rest is read.
 pub const MAX_REQUEST_LINE_BYTES: usize = 65_534;
 
-/// How much of an unread request body is read and thrown away after the response, so that
-/// the client sees the response rather than a reset; past this the connection is closed.
-const DRAIN_LIMIT_BYTES: usize = 16 << 20;
-/// How long that draining may take.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Below this, body chunks are gathered in the write buffer; from it on, written as they are.
 const DIRECT_WRITE_BYTES: usize = 16 << 10;
 /// Most bytes one `sendfile` call is asked for.
@@ -74,16 +77,84 @@ const SENDFILE_STALL: Duration = Duration::from_millis(100);
 /// Request body chunks waiting for the handler, per connection.
 const BODY_QUEUE_CHUNKS: usize = 4;
 
-/// A file region a response's body is made of. A handler that sets it must also give the
-/// response a body of exactly `length` bytes with the same content, used where the region
-/// cannot be sent directly (and by actix's test harness).
+/// A zero-copy download: the file region a response's body is made of, set as a response
+/// extension (`res.extensions_mut().insert(SendFile { .. })`). The connection then sends bytes
+/// `offset..offset + length` of `file` with `sendfile(2)` instead of reading the body.
+///
+/// The contract for a handler that sets it:
+/// - The response must also have a body of exactly `length` bytes with the same content
+///   (`SizedStream::new(length, stream)`). That body is what is sent wherever the region is
+///   not: a `HEAD` request, actix's test harness, and any response whose body length is not
+///   `length` (then the extension is ignored, never half used). When the region is sent, the
+///   body is not read but lives until the last byte is out, so middleware that wraps it (the
+///   access log) sees the response end when it is dropped.
+/// - The region's bytes must not change while the response lives: store files are written
+///   once, under another name, and renamed into place.
+/// - `sent` starts at zero; the connection adds what it sends, for the access log.
+///
+/// A file that ends before `offset + length` ends the connection mid-body: the client sees a
+/// short body against its `Content-Length`, as with any download that fails midway.
 #[derive(Clone, Debug)]
 pub struct SendFile {
+    /// The open file (shared: the store may hand the same one to several responses).
     pub file: Arc<std::fs::File>,
+    /// Where the region starts in the file.
     pub offset: u64,
+    /// How many bytes the region has: the response body's exact length.
     pub length: u64,
     /// Bytes sent so far, for the access log.
     pub sent: Rc<Cell<u64>>,
+}
+
+/// How much of a request body nobody read [`discard`] reads and throws away, and for how long.
+/// Draining lets a client that sends its whole body before it reads the answer
+/// (python-requests, hence glanceclient) get that answer instead of a connection reset; the
+/// bounds keep a client from holding the connection with an endless body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// Most bytes read; the rest stays unread and the connection is closed.
+    pub limit_bytes: u64,
+    /// Longest time spent; `None` reads for as long as the client sends.
+    pub within: Option<Duration>,
+}
+
+impl Drain {
+    /// Before answering an upload refused before any byte was stored (`routes::data`): enough
+    /// for the body a client typically sends with it, before the answer, however slowly.
+    pub const REFUSED_UPLOAD: Self = Self {
+        limit_bytes: 64 << 20,
+        within: None,
+    };
+    /// After answering any request whose body was left unread (the connection's `linger`),
+    /// while the client may already be reading the answer.
+    pub const AFTER_ANSWER: Self = Self {
+        limit_bytes: 16 << 20,
+        within: Some(Duration::from_secs(2)),
+    };
+}
+
+/// The one drain of unread request bodies: reads `body` and throws it away until it ends,
+/// fails, or `drain`'s bytes or time run out.
+pub async fn discard<S, E>(body: S, drain: Drain)
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    let read = async {
+        let mut body = pin!(body);
+        let mut seen = 0u64;
+        while seen < drain.limit_bytes {
+            match body.next().await {
+                Some(Ok(chunk)) => seen += chunk.len() as u64,
+                Some(Err(_)) | None => break,
+            }
+        }
+    };
+    match drain.within {
+        Some(within) => {
+            let _ = tokio::time::timeout(within, read).await;
+        }
+        None => read.await,
+    }
 }
 
 /// Serves the app that `app` builds (once per worker) on `listener` with `workers` workers;
@@ -589,21 +660,12 @@ impl Conn {
     }
 
     /// After answering a request whose body was not read: stop sending, read and discard what
-    /// the client is still sending (bounded), then close, so the client reads the answer
-    /// instead of a connection reset.
+    /// the client is still sending ([`Drain::AFTER_ANSWER`]), then close, so the client reads
+    /// the answer instead of a connection reset.
     async fn linger(&mut self) {
         let _ = self.io.shutdown().await;
-        let drain = async {
-            let mut drained = 0usize;
-            let mut buf = vec![0u8; 64 << 10];
-            while drained < DRAIN_LIMIT_BYTES {
-                match self.io.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => drained += n,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+        let socket = tokio_util::io::ReaderStream::with_capacity(&mut self.io, 64 << 10);
+        discard(socket, Drain::AFTER_ANSWER).await;
     }
 }
 
@@ -1098,6 +1160,51 @@ mod tests {
         let text = String::from_utf8(exchange(srv.addr, huge.as_bytes()).await).expect("ASCII");
         assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
         srv.handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn discard_stops_at_its_bound_at_the_end_at_an_error_or_in_time() {
+        let kib = Bytes::from_static(&[0u8; 1024]);
+        // An endless body: read up to the bound, not one chunk more.
+        let pulled = Rc::new(Cell::new(0u32));
+        let count = Rc::clone(&pulled);
+        let endless = futures_util::stream::repeat_with(move || {
+            count.set(count.get() + 1);
+            Ok::<_, io::Error>(kib.clone())
+        });
+        let ten_kib = Drain {
+            limit_bytes: 10 << 10,
+            within: None,
+        };
+        discard(endless, ten_kib).await;
+        assert_eq!(pulled.get(), 10);
+        // A body that ends or fails first: read to there.
+        let pulled = Rc::new(Cell::new(0u32));
+        let count = Rc::clone(&pulled);
+        let failing = futures_util::stream::iter([
+            Ok(Bytes::from_static(b"abc")),
+            Err(io::Error::other("reset")),
+            Ok(Bytes::from_static(b"never read")),
+        ])
+        .inspect(move |_| count.set(count.get() + 1));
+        discard(failing, Drain::REFUSED_UPLOAD).await;
+        assert_eq!(pulled.get(), 2);
+        let short = futures_util::stream::iter([Ok::<_, io::Error>(Bytes::from_static(b"abc"))]);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            discard(short, Drain::REFUSED_UPLOAD),
+        )
+        .await
+        .expect("the end of the body ends the drain");
+        // A client that sends nothing more: the time bound ends the drain.
+        let silent = futures_util::stream::pending::<Result<Bytes, io::Error>>();
+        let quick = Drain {
+            limit_bytes: 1 << 20,
+            within: Some(Duration::from_millis(50)),
+        };
+        tokio::time::timeout(Duration::from_secs(5), discard(silent, quick))
+            .await
+            .expect("the time bound ends the drain");
     }
 
     #[actix_web::test]

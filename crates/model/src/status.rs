@@ -95,7 +95,8 @@ impl ImageStatus {
         }
     }
 
-    /// Moving into these statuses requires disk and container formats to be set.
+    /// Moving into these statuses requires disk and container formats to be set (see
+    /// [`require_formats`]).
     pub fn needs_formats(self) -> bool {
         matches!(self, Self::Saving | Self::Active | Self::Importing)
     }
@@ -103,6 +104,28 @@ impl ImageStatus {
     /// Statuses whose rows carry `deleted = true`.
     pub fn is_deleted(self) -> bool {
         matches!(self, Self::Deleted | Self::PendingDelete)
+    }
+}
+
+/// What a client is told when data is brought to an image without both formats. The wording
+/// clients of this service have always seen (Glance 33 lists the two names with a comma:
+/// "Properties disk_format, container_format must be set prior to saving data.").
+pub const FORMATS_REQUIRED: &str =
+    "Properties disk_format and container_format must be set prior to saving data.";
+
+/// The rule "disk_format and container_format must be set before data", in its one home:
+/// refused (400, [`FORMATS_REQUIRED`]) unless both are set. Every path that brings data to an
+/// image asks it: glance-api before an upload stores its first byte, glance-registry when it
+/// takes the upload lease and when a status update moves an image into a status that
+/// [needs formats](ImageStatus::needs_formats); stage and import will too.
+pub fn require_formats(
+    disk_format: Option<&str>,
+    container_format: Option<&str>,
+) -> Result<(), ModelError> {
+    if disk_format.is_some() && container_format.is_some() {
+        Ok(())
+    } else {
+        Err(ModelError::bad_request(FORMATS_REQUIRED))
     }
 }
 
@@ -187,6 +210,23 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", st.as_str()));
         }
         assert!("frozen".parse::<ImageStatus>().is_err());
+    }
+
+    #[test]
+    fn data_needs_both_formats() {
+        assert!(require_formats(Some("qcow2"), Some("bare")).is_ok());
+        // An empty string is a value the format lists refuse elsewhere; here only absence counts.
+        assert!(require_formats(Some(""), Some("")).is_ok());
+        for (disk, container) in [(None, Some("bare")), (Some("raw"), None), (None, None)] {
+            let err = require_formats(disk, container).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadRequest, "{disk:?} {container:?}");
+            assert_eq!(err.message(), FORMATS_REQUIRED);
+        }
+        // What clients have always been told, to the final period.
+        assert_eq!(
+            FORMATS_REQUIRED,
+            "Properties disk_format and container_format must be set prior to saving data."
+        );
     }
 
     #[test]

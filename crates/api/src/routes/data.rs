@@ -5,6 +5,14 @@
 //! through the store's one-pass pipeline, then the registry records it and makes the image
 //! `active`. Any failure — including the client hanging up, which drops this handler — removes
 //! the partial data (the store's guard) and returns the image to `queued` (this module's guard).
+//! An upload refused by those first checks has its body read and thrown away before the
+//! answer ([`http1::discard`]), so a client that sends it all first still gets the answer.
+//!
+//! Download: metadata first (so 404/403/204 come before any byte), then the store's stream.
+//! When the bytes are a region of a local file, the response also carries an
+//! [`http1::SendFile`] extension and glance-api's connection sends that region with
+//! `sendfile(2)` instead of reading the stream. Its contract, written on the type: the
+//! response body is still set, to the same bytes and exactly the region's length.
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderValue};
@@ -20,6 +28,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::http1::{self, Drain, SendFile};
 use crate::policy::Read;
 use crate::view;
 
@@ -109,11 +118,10 @@ async fn preflight(
             image.status.as_str()
         )));
     }
-    if image.disk_format.is_none() || image.container_format.is_none() {
-        return Err(ApiError::bad_request(
-            "Properties disk_format and container_format must be set prior to saving data.",
-        ));
-    }
+    glance_model::status::require_formats(
+        image.disk_format.as_deref(),
+        image.container_format.as_deref(),
+    )?;
     let declared = match header(req, "x-openstack-image-size").or(header(req, "content-length")) {
         None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -160,21 +168,6 @@ struct Preflight {
     declared: Option<u64>,
 }
 
-/// How much of a rejected upload's body is read and discarded so that a client that sends the
-/// whole body before reading the answer (python-requests, hence glanceclient) gets it; past
-/// this the connection is closed.
-const DRAIN_REJECTED_BODY: u64 = 64 << 20;
-
-async fn drain(payload: &mut web::Payload, limit: u64) {
-    let mut seen = 0u64;
-    while seen < limit {
-        match payload.next().await {
-            Some(Ok(chunk)) => seen += chunk.len() as u64,
-            _ => break,
-        }
-    }
-}
-
 /// `PUT /v2/images/{id}/file`
 pub async fn upload_image_data(
     req: HttpRequest,
@@ -186,7 +179,9 @@ pub async fn upload_image_data(
     let pre = match preflight(&req, &state, &ctx, &id).await {
         Ok(p) => p,
         Err(e) => {
-            drain(&mut payload, DRAIN_REJECTED_BODY).await;
+            // Read the body the client is sending before the answer, so that it gets the
+            // answer (bounded; past the bound the connection closes).
+            http1::discard(&mut payload, Drain::REFUSED_UPLOAD).await;
             return Err(e);
         }
     };
@@ -442,9 +437,10 @@ pub async fn download_image_data(
                     res.insert_header(("content-md5", md5));
                 }
                 // From a local file whose region is exactly the body, glance-api's connection
-                // handler sends it with sendfile(2) instead of reading the stream.
+                // handler sends it with sendfile(2) instead of reading the stream. The body
+                // below is the same bytes, exactly `len` of them, as `SendFile` requires.
                 if let Some(region) = fetched.file.filter(|r| r.length == len) {
-                    res.extensions_mut().insert(crate::http1::SendFile {
+                    res.extensions_mut().insert(SendFile {
                         file: region.file,
                         offset: region.offset,
                         length: region.length,

@@ -314,20 +314,12 @@ pub fn update(
         if let Some(to) = upd.status {
             current.check_transition(to)?;
             if to.needs_formats() && current != to {
-                let disk = changes
-                    .disk_format
-                    .clone()
-                    .unwrap_or(row.disk_format.clone());
+                let disk = changes.disk_format.as_ref().unwrap_or(&row.disk_format);
                 let container = changes
                     .container_format
-                    .clone()
-                    .unwrap_or(row.container_format.clone());
-                if disk.is_none() || container.is_none() {
-                    return Err(RegistryError::rule(
-                        ErrorKind::BadRequest,
-                        "Properties disk_format and container_format must be set prior to saving data",
-                    ));
-                }
+                    .as_ref()
+                    .unwrap_or(&row.container_format);
+                glance_model::status::require_formats(disk.as_deref(), container.as_deref())?;
             }
             if to == ImageStatus::Queued && current != to {
                 // Glance resets sizes when an image goes back to queued.

@@ -57,12 +57,10 @@ pub fn acquire(
                 row.status
             )));
         }
-        if row.disk_format.is_none() || row.container_format.is_none() {
-            return Err(RegistryError::rule(
-                ErrorKind::BadRequest,
-                "Properties disk_format and container_format must be set prior to saving data",
-            ));
-        }
+        glance_model::status::require_formats(
+            row.disk_format.as_deref(),
+            row.container_format.as_deref(),
+        )?;
         let now = glance_model::time::now();
         diesel::update(
             images::table
