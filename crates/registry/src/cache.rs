@@ -12,8 +12,11 @@
 //!
 //! Entries also expire after `record_cache_max_age` seconds, which bounds how long a change
 //! made behind the registries' back (SQL typed by hand) can go unseen.
+//!
+//! The cache holds at most `record_cache_size` bytes of entries. When a new entry needs
+//! room, the least recently used entries go first (an `lru::LruCache`: a show, a list page,
+//! a delete's look at the record and a keep all count as a use).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -204,15 +207,26 @@ pub struct RecordCache {
     fresh: Freshness,
 }
 
-#[derive(Debug, Default)]
+/// The entries, least recently used first, and their bytes. Unbounded by count: the bound
+/// is on bytes, kept by [`RecordCache::put`].
+#[derive(Debug)]
 struct Entries {
-    map: HashMap<ImageId, Arc<Record>>,
+    map: lru::LruCache<ImageId, Arc<Record>>,
     bytes: usize,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Self {
+            map: lru::LruCache::unbounded(),
+            bytes: 0,
+        }
+    }
 }
 
 impl Entries {
     fn remove(&mut self, id: &ImageId) {
-        if let Some(old) = self.map.remove(id) {
+        if let Some(old) = self.map.pop(id) {
             self.bytes -= old.size();
         }
     }
@@ -316,7 +330,7 @@ impl RecordCache {
     }
 
     /// Keeps the record `make` builds from the image's stripe counter in `generations`.
-    /// Older entries make room.
+    /// The least recently used entries make room.
     fn put(&self, generations: &Generations, id: ImageId, make: impl FnOnce(i64) -> Record) {
         let Some(generation) = generations.of(&id) else {
             return;
@@ -329,13 +343,13 @@ impl RecordCache {
         let mut entries = self.lock();
         entries.remove(&id);
         while entries.bytes + size > self.opts.max_bytes {
-            let Some(victim) = entries.map.keys().next().copied() else {
+            let Some((_, victim)) = entries.map.pop_lru() else {
                 break;
             };
-            entries.remove(&victim);
+            entries.bytes -= victim.size();
         }
         entries.bytes += size;
-        entries.map.insert(id, Arc::new(record));
+        entries.map.push(id, Arc::new(record));
     }
 
     /// Drops an image this registry has just changed (its entry would fail the next check
@@ -520,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn the_size_bound_holds_and_old_entries_make_room() {
+    fn the_size_bound_holds_and_least_recently_used_entries_make_room() {
         let json = "x".repeat(1000);
         let one = 1000 + 1 + ENTRY_OVERHEAD;
         let c = cache(10 * one, Duration::from_secs(60));
@@ -540,6 +554,36 @@ mod tests {
             record("p", Visibility::Public, &"y".repeat(11 * one)),
         );
         assert!(c.get(&all(0), &huge).is_none());
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_is_the_one_evicted() {
+        let json = "x".repeat(1000);
+        let one = 1000 + 1 + ENTRY_OVERHEAD;
+        let c = cache(3 * one, Duration::from_secs(60));
+        let (a, b, d) = (ImageId::new(), ImageId::new(), ImageId::new());
+        for id in [a, b, d] {
+            c.put(&all(0), id, record("p", Visibility::Public, &json));
+        }
+        // `a` is the oldest entry, but a show uses it: `b` is now the least recently used.
+        assert!(c.show(&all(0), &ctx("q"), &a).is_some());
+        let e = ImageId::new();
+        c.put(&all(0), e, record("p", Visibility::Public, &json));
+        assert_eq!(c.usage(), (3, 3 * one));
+        assert!(c.get(&all(0), &b).is_none(), "the least recently used went");
+        for kept in [a, d, e] {
+            assert!(c.get(&all(0), &kept).is_some(), "{kept} was kept");
+        }
+        // Those reads were uses too, in that order: `a` is now the least recently used.
+        let f = ImageId::new();
+        c.put(&all(0), f, record("p", Visibility::Public, &json));
+        assert!(
+            c.get(&all(0), &a).is_none(),
+            "a was the least recently used"
+        );
+        for kept in [d, e, f] {
+            assert!(c.get(&all(0), &kept).is_some(), "{kept} was kept");
+        }
     }
 
     #[test]
