@@ -3,7 +3,8 @@
 //! have not changed.
 //!
 //! Whether they have changed is never guessed. Every write bumps its image's stripe counter
-//! in the same transaction (`db::generations`); an entry remembers the counter read before
+//! in the same transaction (`db::generations`, moved only by `db::locked`, the one write
+//! path); an entry remembers the counter read before
 //! it was loaded, and is served only while a read of the counters that *started after the
 //! request arrived* still shows that value. So a request sees every change committed before
 //! it arrived, by this registry or any other sharing the database, as it would reading the
@@ -313,7 +314,7 @@ impl RecordCache {
     }
 
     /// The image as cached, with the counter it was cached under, for a change that checks
-    /// that counter under the image's row lock (see `db::changing_if`) and so need not
+    /// that counter under the image's row lock (see `db::locked::write_cached`) and so need not
     /// check it here; `None` when there is no entry, it has expired, or the caller may not
     /// see the image by what the cache holds.
     pub fn cached(&self, ctx: &Context, id: &ImageId) -> Option<Cached> {

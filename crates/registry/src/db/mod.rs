@@ -7,6 +7,7 @@ mod committer;
 pub mod generations;
 pub mod images;
 pub mod leases;
+pub mod locked;
 pub mod login;
 pub mod members;
 pub mod migrate;
@@ -101,47 +102,6 @@ pub fn transaction<T>(
     f: impl FnOnce(&mut DbConnection) -> Result<T, RegistryError>,
 ) -> Result<T, RegistryError> {
     conn.transaction(f)
-}
-
-/// Runs `f`, a change to the image `id` (its row, properties, tags, locations, members or
-/// status), in a [`transaction`] that also bumps the image's change counter as its last
-/// statement (see [`generations`]): every change a record cache could hold stale must go
-/// through here. A new image needs none (nothing can have cached it).
-pub fn changing<T>(
-    conn: &mut DbConnection,
-    id: &glance_model::ImageId,
-    f: impl FnOnce(&mut DbConnection) -> Result<T, RegistryError>,
-) -> Result<T, RegistryError> {
-    conn.transaction(|conn| {
-        let out = f(conn)?;
-        generations::bump(conn, id)?;
-        Ok(out)
-    })
-}
-
-/// [`changing`] for a change made from what a record cache holds of the image: it is kept
-/// only if the image's stripe counter still reads `generation` when it is moved on (the
-/// last statement, under the image's row lock that `f` took). Otherwise, or when `f`
-/// returns `None`, the transaction is rolled back and the answer is `None`.
-pub fn changing_if<T>(
-    conn: &mut DbConnection,
-    id: &glance_model::ImageId,
-    generation: i64,
-    f: impl FnOnce(&mut DbConnection) -> Result<Option<T>, RegistryError>,
-) -> Result<Option<T>, RegistryError> {
-    // Diesel's own "roll back, no error" marker; nothing else here returns it.
-    let undo = || RegistryError::Query(diesel::result::Error::RollbackTransaction);
-    let out = conn.transaction(|conn| {
-        let out = f(conn)?.ok_or_else(undo)?;
-        if !generations::bump_if(conn, id, generation)? {
-            return Err(undo());
-        }
-        Ok(out)
-    });
-    match out {
-        Err(RegistryError::Query(diesel::result::Error::RollbackTransaction)) => Ok(None),
-        other => other.map(Some),
-    }
 }
 
 #[cfg(all(test, feature = "sqlite"))]

@@ -38,6 +38,11 @@ pub struct ImageRow {
 }
 
 impl ImageRow {
+    /// The row's status.
+    pub fn status(&self) -> Result<ImageStatus, RegistryError> {
+        parse_col::<ImageStatus>("images.status", &self.status)
+    }
+
     /// Builds the model image from the row and its children (already filtered to live rows).
     pub fn into_image(
         self,
