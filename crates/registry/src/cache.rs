@@ -174,13 +174,12 @@ impl Record {
         }
     }
 
-    /// Whether the caller may see the image by the row alone; `false` also where that takes
-    /// a look at its members (a shared image the caller does not own), which the cache does
-    /// not hold.
+    /// Whether the caller may see the image by the row alone
+    /// ([`glance_model::visibility::may_see`] with no membership); `false` also where that
+    /// takes a look at its members (a shared image the caller does not own), which the
+    /// cache does not hold: the database is asked then.
     fn visible_without_members(&self, ctx: &Context) -> bool {
-        ctx.is_admin
-            || ctx.owns(self.owner.as_deref())
-            || matches!(self.visibility, Visibility::Public | Visibility::Community)
+        glance_model::visibility::may_see(ctx, self.owner.as_deref(), self.visibility, None)
     }
 
     fn size(&self) -> usize {

@@ -5,14 +5,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
 use glance_model::filter::ListQuery;
+use glance_model::visibility;
 use glance_model::wire::{ImageUpdate, NewImage, Usage};
-use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location};
+use glance_model::{
+    Context, ErrorKind, Image, ImageId, ImageStatus, Location, MemberStatus, Visibility,
+};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
 
 use super::generations::Generations;
 use super::locked::{self, Lock, LockedImage};
-use super::rows::{ImageRow, LocationRow};
+use super::rows::{ImageRow, LocationRow, parse_col};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
 use super::{ANY_OF_CHUNK, DbConnection, FixedUpdate, Val, any_of, leases, on_backend, tags};
 use crate::cache::RecordCache;
@@ -134,34 +137,38 @@ fn select_row(
     Ok(row)
 }
 
-/// Glance's visibility rule for one image: admins see everything; others see public and
-/// community images, their own, and shared images they are a member of (any status).
+/// Whether the caller may see the image of `row`: [`visibility::may_see`], with the
+/// caller's membership read only where it counts (a shared image of another project).
 fn is_visible(
     conn: &mut DbConnection,
     ctx: &Context,
     row: &ImageRow,
 ) -> Result<bool, RegistryError> {
-    if ctx.is_admin || ctx.owns(row.owner.as_deref()) {
+    let owner = row.owner.as_deref();
+    let vis = parse_col::<Visibility>("images.visibility", &row.visibility)?;
+    if visibility::may_see(ctx, owner, vis, None) {
         return Ok(true);
     }
-    match row.visibility.as_str() {
-        "public" | "community" => Ok(true),
-        "shared" => {
-            let Some(project) = ctx.project_id.as_deref() else {
-                return Ok(false);
-            };
-            let n: i64 = on_backend!(conn, |c, _B| {
-                image_members::table
-                    .filter(image_members::image_id.eq(&row.id))
-                    .filter(image_members::member.eq(project))
-                    .filter(image_members::deleted.eq(false))
-                    .count()
-                    .get_result(c)?
-            });
-            Ok(n > 0)
-        }
-        _ => Ok(false),
-    }
+    let Some(project) = ctx
+        .project_id
+        .as_deref()
+        .filter(|_| visibility::needs_membership(ctx, owner, vis))
+    else {
+        return Ok(false);
+    };
+    let statuses: Vec<String> = on_backend!(conn, |c, _B| {
+        image_members::table
+            .select(image_members::status)
+            .filter(image_members::image_id.eq(&row.id))
+            .filter(image_members::member.eq(project))
+            .filter(image_members::deleted.eq(false))
+            .load(c)?
+    });
+    let membership = match statuses.first() {
+        Some(s) => Some(parse_col::<MemberStatus>("image_members.status", s)?),
+        None => None,
+    };
+    Ok(visibility::may_see(ctx, owner, vis, membership))
 }
 
 /// The INSERT of a new image's row, every column bound (NULL included): Diesel writes a
@@ -1305,7 +1312,7 @@ mod insert_tests {
             min_ram: 0,
             protected: false,
             virtual_size: None,
-            visibility: "shared".to_string(),
+            visibility: glance_model::Visibility::Shared.as_str().to_string(),
             os_hidden: false,
             os_hash_algo: None,
             os_hash_value: None,
