@@ -37,6 +37,8 @@ mod registry_hardening;
 mod registry_images;
 mod registry_list;
 mod registry_uploads;
+mod registry_visibility;
+mod registry_write_path;
 mod registry_writes;
 mod replay;
 mod store_shared;

@@ -106,9 +106,8 @@ fn image_target(ctx: &Context, image: &Image) -> Target {
     t.insert("owner", owner);
     // The registry shows a shared image of another project to a non-admin only when the
     // caller's project is one of its members.
-    if image.visibility == Visibility::Shared
+    if glance_model::visibility::needs_membership(ctx, image.owner.as_deref(), image.visibility)
         && let Some(p) = &ctx.project_id
-        && !ctx.owns(image.owner.as_deref())
     {
         t.insert("member_id", p.clone());
     }

@@ -12,6 +12,7 @@ use actix_web::middleware::{Logger, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, error, web};
 
 use crate::cache::RecordCache;
+use crate::catalog::Catalog;
 use crate::config::RegistryConfig;
 use crate::db::Database;
 use crate::routes::{self, error_response, health, images, members, uploads};
@@ -21,14 +22,12 @@ use crate::routes::{self, error_response, health, images, members, uploads};
 pub struct AppState {
     /// Settings.
     pub config: Arc<RegistryConfig>,
-    /// The database pool.
-    pub db: Database,
+    /// The database and the record cache: all handlers reach them through it.
+    pub catalog: Catalog,
     /// Lease TTL used when a heartbeat names none.
     pub default_lease_secs: u32,
     /// Keystone, with `flavor = keystone`.
     pub keystone: Option<Arc<glance_auth::Keystone>>,
-    /// The record cache, unless the configuration turns it off.
-    pub cache: Option<Arc<RecordCache>>,
 }
 
 impl AppState {
@@ -41,10 +40,9 @@ impl AppState {
         let cache = RecordCache::new(config.record_cache).map(Arc::new);
         Self {
             config: Arc::new(config),
-            db,
+            catalog: Catalog::new(db, cache),
             default_lease_secs: 60,
             keystone,
-            cache,
         }
     }
 }
@@ -246,7 +244,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let drain = u64::from(state.config.graceful_shutdown_timeout_secs);
     // Database closures are the only blocking work, and at most `slots` run at once; a
     // worker keeps no more threads than that (each thread keeps its own allocator heap).
-    let blocking = state.db.slots().max(1);
+    let blocking = state.catalog.slots().max(1);
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()

@@ -3,7 +3,8 @@
 //! have not changed.
 //!
 //! Whether they have changed is never guessed. Every write bumps its image's stripe counter
-//! in the same transaction (`db::generations`); an entry remembers the counter read before
+//! in the same transaction (`db::generations`, moved only by `db::locked`, the one write
+//! path); an entry remembers the counter read before
 //! it was loaded, and is served only while a read of the counters that *started after the
 //! request arrived* still shows that value. So a request sees every change committed before
 //! it arrived, by this registry or any other sharing the database, as it would reading the
@@ -12,8 +13,11 @@
 //!
 //! Entries also expire after `record_cache_max_age` seconds, which bounds how long a change
 //! made behind the registries' back (SQL typed by hand) can go unseen.
+//!
+//! The cache holds at most `record_cache_size` bytes of entries. When a new entry needs
+//! room, the least recently used entries go first (an `lru::LruCache`: a show, a list page,
+//! a delete's look at the record and a keep all count as a use).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -170,13 +174,12 @@ impl Record {
         }
     }
 
-    /// Whether the caller may see the image by the row alone; `false` also where that takes
-    /// a look at its members (a shared image the caller does not own), which the cache does
-    /// not hold.
+    /// Whether the caller may see the image by the row alone
+    /// ([`glance_model::visibility::may_see`] with no membership); `false` also where that
+    /// takes a look at its members (a shared image the caller does not own), which the
+    /// cache does not hold: the database is asked then.
     fn visible_without_members(&self, ctx: &Context) -> bool {
-        ctx.is_admin
-            || ctx.owns(self.owner.as_deref())
-            || matches!(self.visibility, Visibility::Public | Visibility::Community)
+        glance_model::visibility::may_see(ctx, self.owner.as_deref(), self.visibility, None)
     }
 
     fn size(&self) -> usize {
@@ -204,15 +207,26 @@ pub struct RecordCache {
     fresh: Freshness,
 }
 
-#[derive(Debug, Default)]
+/// The entries, least recently used first, and their bytes. Unbounded by count: the bound
+/// is on bytes, kept by [`RecordCache::put`].
+#[derive(Debug)]
 struct Entries {
-    map: HashMap<ImageId, Arc<Record>>,
+    map: lru::LruCache<ImageId, Arc<Record>>,
     bytes: usize,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Self {
+            map: lru::LruCache::unbounded(),
+            bytes: 0,
+        }
+    }
 }
 
 impl Entries {
     fn remove(&mut self, id: &ImageId) {
-        if let Some(old) = self.map.remove(id) {
+        if let Some(old) = self.map.pop(id) {
             self.bytes -= old.size();
         }
     }
@@ -299,7 +313,7 @@ impl RecordCache {
     }
 
     /// The image as cached, with the counter it was cached under, for a change that checks
-    /// that counter under the image's row lock (see `db::changing_if`) and so need not
+    /// that counter under the image's row lock (see `db::locked::write_cached`) and so need not
     /// check it here; `None` when there is no entry, it has expired, or the caller may not
     /// see the image by what the cache holds.
     pub fn cached(&self, ctx: &Context, id: &ImageId) -> Option<Cached> {
@@ -316,7 +330,7 @@ impl RecordCache {
     }
 
     /// Keeps the record `make` builds from the image's stripe counter in `generations`.
-    /// Older entries make room.
+    /// The least recently used entries make room.
     fn put(&self, generations: &Generations, id: ImageId, make: impl FnOnce(i64) -> Record) {
         let Some(generation) = generations.of(&id) else {
             return;
@@ -329,13 +343,13 @@ impl RecordCache {
         let mut entries = self.lock();
         entries.remove(&id);
         while entries.bytes + size > self.opts.max_bytes {
-            let Some(victim) = entries.map.keys().next().copied() else {
+            let Some((_, victim)) = entries.map.pop_lru() else {
                 break;
             };
-            entries.remove(&victim);
+            entries.bytes -= victim.size();
         }
         entries.bytes += size;
-        entries.map.insert(id, Arc::new(record));
+        entries.map.push(id, Arc::new(record));
     }
 
     /// Drops an image this registry has just changed (its entry would fail the next check
@@ -520,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn the_size_bound_holds_and_old_entries_make_room() {
+    fn the_size_bound_holds_and_least_recently_used_entries_make_room() {
         let json = "x".repeat(1000);
         let one = 1000 + 1 + ENTRY_OVERHEAD;
         let c = cache(10 * one, Duration::from_secs(60));
@@ -540,6 +554,36 @@ mod tests {
             record("p", Visibility::Public, &"y".repeat(11 * one)),
         );
         assert!(c.get(&all(0), &huge).is_none());
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_is_the_one_evicted() {
+        let json = "x".repeat(1000);
+        let one = 1000 + 1 + ENTRY_OVERHEAD;
+        let c = cache(3 * one, Duration::from_secs(60));
+        let (a, b, d) = (ImageId::new(), ImageId::new(), ImageId::new());
+        for id in [a, b, d] {
+            c.put(&all(0), id, record("p", Visibility::Public, &json));
+        }
+        // `a` is the oldest entry, but a show uses it: `b` is now the least recently used.
+        assert!(c.show(&all(0), &ctx("q"), &a).is_some());
+        let e = ImageId::new();
+        c.put(&all(0), e, record("p", Visibility::Public, &json));
+        assert_eq!(c.usage(), (3, 3 * one));
+        assert!(c.get(&all(0), &b).is_none(), "the least recently used went");
+        for kept in [a, d, e] {
+            assert!(c.get(&all(0), &kept).is_some(), "{kept} was kept");
+        }
+        // Those reads were uses too, in that order: `a` is now the least recently used.
+        let f = ImageId::new();
+        c.put(&all(0), f, record("p", Visibility::Public, &json));
+        assert!(
+            c.get(&all(0), &a).is_none(),
+            "a was the least recently used"
+        );
+        for kept in [d, e, f] {
+            assert!(c.get(&all(0), &kept).is_some(), "{kept} was kept");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod db;

@@ -1,7 +1,7 @@
 //! Change counters for the record cache (`crate::cache`): image ids fall into [`STRIPES`]
-//! stripes, and every write that changes an image (its row, properties, tags, locations or
-//! members) adds one to its stripe's counter in `glance_record_generations`, inside the
-//! write's own transaction. A registry that read a stripe's counter before loading an image
+//! stripes, and every write that changes an image (its row, properties, tags, locations,
+//! members or lease) adds one to its stripe's counter in `glance_record_generations`, inside
+//! the write's own transaction: `super::locked` is the one place that moves it. A registry that read a stripe's counter before loading an image
 //! and reads the same value later knows that nothing committed has changed the image since.
 //!
 //! Stripes rather than one counter: the row stays locked from the increment to the commit,
@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use glance_model::ImageId;
 
 use super::schema::glance_record_generations as g;
-use super::{DbConnection, FixedUpdate, Val, on_backend};
+use super::{DbConnection, on_backend};
 use crate::error::RegistryError;
 
 /// Stripes of image ids, each with its own counter (the rows the migration creates).
@@ -57,61 +57,6 @@ pub fn read(conn: &mut DbConnection) -> Result<Generations, RegistryError> {
         g::table.select((g::stripe, g::generation)).load(c)?
     });
     Ok(Generations::from_pairs(pairs))
-}
-
-/// Adds one to the counter of the image's stripe. Called inside the transaction that
-/// changes the image, as its last statement, so the row lock it takes is held only for the
-/// commit.
-pub fn bump(conn: &mut DbConnection, id: &ImageId) -> Result<(), RegistryError> {
-    let s = i32::try_from(stripe(id)).unwrap_or_default();
-    let update = FixedUpdate {
-        table: "glance_record_generations",
-        set: &[("generation", Val::Incremented("generation"))],
-        filter: &[("stripe", Val::Int(s))],
-    };
-    on_backend!(conn, |c, _B| { update.execute(c)? });
-    Ok(())
-}
-
-/// [`bump`], made only if the counter still reads `generation`; whether it was.
-pub fn bump_if(
-    conn: &mut DbConnection,
-    id: &ImageId,
-    generation: i64,
-) -> Result<bool, RegistryError> {
-    let bump = BumpIf::new(id, generation);
-    let update = bump.update();
-    let moved = on_backend!(conn, |c, _B| { update.execute(c)? });
-    Ok(moved == 1)
-}
-
-/// The statement of [`bump_if`], to be run alone or joined to another (`JoinedUpdate`).
-pub struct BumpIf {
-    set: [(&'static str, Val<'static>); 1],
-    filter: [(&'static str, Val<'static>); 2],
-}
-
-impl BumpIf {
-    /// The bump of `id`'s stripe counter if it reads `generation`.
-    pub fn new(id: &ImageId, generation: i64) -> Self {
-        let s = i32::try_from(stripe(id)).unwrap_or_default();
-        Self {
-            set: [("generation", Val::Incremented("generation"))],
-            filter: [
-                ("stripe", Val::Int(s)),
-                ("generation", Val::BigInt(generation)),
-            ],
-        }
-    }
-
-    /// The `UPDATE`.
-    pub fn update(&self) -> FixedUpdate<'_> {
-        FixedUpdate {
-            table: "glance_record_generations",
-            set: &self.set,
-            filter: &self.filter,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,15 +5,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
 use glance_model::filter::ListQuery;
+use glance_model::visibility;
 use glance_model::wire::{ImageUpdate, NewImage, Usage};
-use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Location};
+use glance_model::{
+    Context, ErrorKind, Image, ImageId, ImageStatus, Location, MemberStatus, Visibility,
+};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
 
 use super::generations::Generations;
-use super::rows::{ImageRow, LocationRow};
+use super::locked::{self, Lock, LockedImage};
+use super::rows::{ImageRow, LocationRow, parse_col};
 use super::schema::{image_locations, image_members, image_properties, image_tags, images};
-use super::{ANY_OF_CHUNK, DbConnection, FixedUpdate, Val, any_of, on_backend, tags};
+use super::{ANY_OF_CHUNK, DbConnection, FixedUpdate, Val, any_of, leases, on_backend, tags};
 use crate::cache::RecordCache;
 use crate::error::RegistryError;
 
@@ -66,26 +70,16 @@ pub fn find_row(
     visible_or_404(conn, ctx, id, row)
 }
 
-/// Takes the image's write lock (see [`lock`]) and loads its row as [`find_row`] does. On a
-/// server database that is one `SELECT … FOR UPDATE`, a round trip fewer than the lock and
-/// the read; SQLite has no row locks, so there it is the two.
-pub fn lock_row(
+/// Loads the row as [`find_row`] does, with `SELECT … FOR UPDATE` on a server database, so
+/// that one statement takes the row lock and reads the row. SQLite has no row locks: there
+/// this is a plain read, and only `locked::write` (which takes SQLite's write lock first)
+/// may call it.
+pub(super) fn find_row_for_update(
     conn: &mut DbConnection,
     ctx: &Context,
     id: &ImageId,
 ) -> Result<ImageRow, RegistryError> {
-    let row = match conn {
-        #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(_) => {
-            lock(conn, id)?;
-            select_row(conn, id, false)?
-        }
-        #[cfg_attr(
-            not(any(feature = "mysql", feature = "postgres")),
-            expect(unreachable_patterns, reason = "only SQLite is compiled in")
-        )]
-        _ => select_row(conn, id, true)?,
-    };
+    let row = select_row(conn, id, true)?;
     visible_or_404(conn, ctx, id, row)
 }
 
@@ -143,48 +137,38 @@ fn select_row(
     Ok(row)
 }
 
-/// Glance's visibility rule for one image: admins see everything; others see public and
-/// community images, their own, and shared images they are a member of (any status).
+/// Whether the caller may see the image of `row`: [`visibility::may_see`], with the
+/// caller's membership read only where it counts (a shared image of another project).
 fn is_visible(
     conn: &mut DbConnection,
     ctx: &Context,
     row: &ImageRow,
 ) -> Result<bool, RegistryError> {
-    if ctx.is_admin || ctx.owns(row.owner.as_deref()) {
+    let owner = row.owner.as_deref();
+    let vis = parse_col::<Visibility>("images.visibility", &row.visibility)?;
+    if visibility::may_see(ctx, owner, vis, None) {
         return Ok(true);
     }
-    match row.visibility.as_str() {
-        "public" | "community" => Ok(true),
-        "shared" => {
-            let Some(project) = ctx.project_id.as_deref() else {
-                return Ok(false);
-            };
-            let n: i64 = on_backend!(conn, |c, _B| {
-                image_members::table
-                    .filter(image_members::image_id.eq(&row.id))
-                    .filter(image_members::member.eq(project))
-                    .filter(image_members::deleted.eq(false))
-                    .count()
-                    .get_result(c)?
-            });
-            Ok(n > 0)
-        }
-        _ => Ok(false),
-    }
-}
-
-/// Takes the write lock on an image row before reading it, so concurrent writers queue
-/// up instead of both acting on the same snapshot. A self-assignment is a row lock on
-/// MySQL and PostgreSQL and the database write lock on SQLite, with one portable statement.
-pub fn lock(conn: &mut DbConnection, id: &ImageId) -> Result<(), RegistryError> {
-    let sid = id.to_string();
-    let lock = FixedUpdate {
-        table: "images",
-        set: &[("status", Val::Column("status"))],
-        filter: &[("id", Val::Text(&sid))],
+    let Some(project) = ctx
+        .project_id
+        .as_deref()
+        .filter(|_| visibility::needs_membership(ctx, owner, vis))
+    else {
+        return Ok(false);
     };
-    on_backend!(conn, |c, _B| { lock.execute(c)? });
-    Ok(())
+    let statuses: Vec<String> = on_backend!(conn, |c, _B| {
+        image_members::table
+            .select(image_members::status)
+            .filter(image_members::image_id.eq(&row.id))
+            .filter(image_members::member.eq(project))
+            .filter(image_members::deleted.eq(false))
+            .load(c)?
+    });
+    let membership = match statuses.first() {
+        Some(s) => Some(parse_col::<MemberStatus>("image_members.status", s)?),
+        None => None,
+    };
+    Ok(visibility::may_see(ctx, owner, vis, membership))
 }
 
 /// The INSERT of a new image's row, every column bound (NULL included): Diesel writes a
@@ -250,37 +234,32 @@ pub fn insert(
         os_hash_algo: None,
         os_hash_value: None,
     };
-    let write = |conn: &mut DbConnection| {
+    let insert = |conn: &mut DbConnection| {
         // Ids of deleted images stay taken, as in Glance: a soft-deleted row keeps its id, so
         // the primary key refuses a second row with it. Of two concurrent creates with one id
         // the database makes the later wait for the earlier and then refuses it.
         let inserted = on_backend!(&mut *conn, |c, _B| { insert_row!(row).execute(c) });
         match inserted {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
-            )) => {
-                return Err(RegistryError::conflict(format!(
-                    "An image with identifier {id} already exists"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+            )) => Err(RegistryError::conflict(format!(
+                "An image with identifier {id} already exists"
+            ))),
+            Err(e) => Err(e.into()),
         }
-        set_properties(conn, &row.id, &new.properties, now)?;
+    };
+    let children = |conn: &mut DbConnection, image: &LockedImage| {
+        set_properties(conn, image, &new.properties, now)?;
         // A new image has no tags to compare with: only a non-empty set is written.
         if !new.tags.is_empty() {
-            tags::replace(conn, &row.id, &new.tags, now)?;
+            tags::replace(conn, image, &new.tags, now)?;
         }
         Ok(())
     };
-    if new.properties.is_empty() && new.tags.is_empty() {
-        // One statement is atomic on its own: BEGIN and COMMIT around it would be two more
-        // round trips to a server database.
-        write(conn)?;
-    } else {
-        super::transaction(conn, write)?;
-    }
+    let has_children = !(new.properties.is_empty() && new.tags.is_empty());
+    locked::create(conn, &id, insert, has_children.then_some(children))?;
     // Built from what was written rather than read back: a new image has no locations, and
     // its live tags are the requested set.
     let tags: std::collections::BTreeSet<String> = new.tags.into_iter().collect();
@@ -297,12 +276,9 @@ pub fn update(
     upd: ImageUpdate,
 ) -> Result<Image, RegistryError> {
     upd.validate()?;
-    super::changing(conn, id, |conn| {
-        let row = lock_row(conn, ctx, id)?;
-        let current: ImageStatus = row
-            .status
-            .parse()
-            .map_err(|_| RegistryError::Migration(format!("bad status '{}'", row.status)))?;
+    locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
+        let row = image.row(conn, ctx)?.clone();
+        let current = row.status()?;
         if let Some(expected) = upd.from_state
             && current != expected
         {
@@ -338,14 +314,12 @@ pub fn update(
         diesel::update(images::table.filter(images::id.eq(&row.id)))
             .set(&changes)
             .execute(conn)?;
-        if current == ImageStatus::Saving && upd.status.is_some_and(|to| to != current) {
-            // The upload's lease goes with the status it guarded (see `leases`).
-            super::leases::drop_for_image(conn, &row.id)?;
-        }
-        set_properties(conn, &row.id, &upd.set_properties, now)?;
-        remove_properties(conn, &row.id, &upd.remove_properties, now)?;
+        // A status set this way takes no lease: only an upload's start does.
+        leases::follow_status(conn, image, current, upd.status.unwrap_or(current), None)?;
+        set_properties(conn, image, &upd.set_properties, now)?;
+        remove_properties(conn, image, &upd.remove_properties, now)?;
         if let Some(new_tags) = &upd.tags {
-            tags::replace(conn, &row.id, new_tags, now)?;
+            tags::replace(conn, image, new_tags, now)?;
         }
         Ok(())
     })?;
@@ -400,10 +374,11 @@ impl Changeset {
 /// so a previously deleted property's row is revived rather than inserted again.
 fn set_properties(
     conn: &mut DbConnection,
-    image_id: &str,
+    image: &LockedImage,
     props: &BTreeMap<String, String>,
     now: chrono::NaiveDateTime,
 ) -> Result<(), RegistryError> {
+    let image_id = image.sid();
     for (name, value) in props {
         let updated = diesel::update(
             image_properties::table
@@ -436,10 +411,11 @@ fn set_properties(
 /// Soft-deletes properties; a property that is not there is a 409, as in Glance.
 fn remove_properties(
     conn: &mut DbConnection,
-    image_id: &str,
+    image: &LockedImage,
     names: &[String],
     now: chrono::NaiveDateTime,
 ) -> Result<(), RegistryError> {
+    let image_id = image.sid();
     for name in names {
         let n = diesel::update(
             image_properties::table
@@ -481,8 +457,8 @@ pub fn soft_delete(
     {
         return Ok(image);
     }
-    super::changing(conn, id, |conn| {
-        let row = lock_row(conn, ctx, id)?;
+    locked::write(conn, id, Lock::Visible(ctx), |conn, locked| {
+        let row = locked.row(conn, ctx)?.clone();
         let mut found = Children::default();
         children(conn, std::slice::from_ref(&row.id), &mut found, true)?;
         let has_members = !found.shared_with.is_empty();
@@ -497,7 +473,13 @@ pub fn soft_delete(
         }
         let to = deleted_status(&image, delayed);
         image.status.check_transition(to)?;
-        Ok(mark_deleted(conn, image, has_members, to)?.1)
+        let now = glance_model::time::now();
+        let sid = id.to_string();
+        let row = DeleteRow::new(&sid, image.status, to, now);
+        let mark = row.update();
+        on_backend!(&mut *conn, |c, _B| { mark.execute(c)? });
+        mark_children(conn, locked, &image, has_members, to, now)?;
+        Ok(deleted(image, to, now))
     })
 }
 
@@ -515,14 +497,12 @@ pub struct Cached {
 }
 
 /// The delete of an image whose cached record the caller may see, without reading it
-/// again: its row is marked deleted by an `UPDATE` (which takes the row lock every writer of
-/// the image holds, as [`lock_row`] does), the children the record names are marked too, and
-/// the stripe's counter is moved on only if it still holds the record's value. Every change
-/// to an image moves that counter in its own transaction while holding the row lock, so an
-/// unmoved counter, read under the lock, means nothing has changed the image since it was
-/// cached: its children are those the record names. Otherwise the transaction is rolled
-/// back and `None` says to delete as if there were no cache. Where the record says the
-/// delete would be refused, it is not tried (the refusal comes from the database's copy).
+/// again ([`locked::write_cached`]): its row is marked deleted by an `UPDATE` whose filter
+/// holds what the record says (taking the row lock every writer of the image holds), the
+/// children the record names are marked too, and the stripe's counter is moved on only if
+/// it still holds the record's value; otherwise nothing is kept and `None` says to delete
+/// as if there were no cache. Where the record says the delete would be refused, it is not
+/// tried (the refusal comes from the database's copy).
 ///
 /// A change made behind the registries' back (SQL typed by hand, which moves no counter)
 /// goes unseen for up to `record_cache_max_age`, as it does for a show. For a delete: the
@@ -532,7 +512,7 @@ pub struct Cached {
 ///
 /// On MariaDB a create and delete pair was seven statements and the delete's children read
 /// the dearest of them; this way the delete is four (`BEGIN`, two `UPDATE`s, `COMMIT`) for an
-/// image with no children.
+/// image with no children, and one (the two `UPDATE`s joined) on MariaDB/MySQL.
 fn soft_delete_cached(
     conn: &mut DbConnection,
     id: &ImageId,
@@ -544,40 +524,26 @@ fn soft_delete_cached(
     if image.id != *id || image.protected || image.status.check_transition(to).is_err() {
         return Ok(None);
     }
-    // An image with nothing but its row (no children, no lease) on MariaDB/MySQL: the row
-    // and the counter in one multi-table UPDATE, on its own (autocommit), one statement in
-    // all. Its locks are taken in the order every writer takes them, the image's row first;
-    // should it fail all the same (a deadlock, say), it changed nothing, and the delete is
-    // made the usual way.
-    #[cfg(feature = "mysql")]
-    if let DbConnection::Mysql(c) = &mut *conn
-        && cached.no_members
+    let now = glance_model::time::now();
+    let sid = id.to_string();
+    let row = DeleteRow::new(&sid, image.status, to, now);
+    // Nothing but the row to mark (no children, no lease): the row and the counter alone.
+    let alone = cached.no_members
         && image.properties.is_empty()
         && image.tags.is_empty()
         && image.locations.is_empty()
-        && image.status != ImageStatus::Saving
-    {
-        let now = glance_model::time::now();
-        let sid = id.to_string();
-        let row = DeleteRow::new(&sid, image.status, to, now);
-        let bump = super::generations::BumpIf::new(id, cached.generation);
-        let both = super::JoinedUpdate(row.update(), bump.update());
-        return Ok(match both.execute(c) {
-            // Two rows: the image's and its stripe's.
-            Ok(2) => Some(deleted(image.clone(), to, now)),
-            Ok(_) => None,
-            Err(e) => {
-                log::info!(
-                    "the delete of image {id} from its cached record failed ({e}); deleting it again by its rows"
-                );
-                None
-            }
-        });
-    }
-    super::changing_if(conn, id, cached.generation, |conn| {
-        let (marked, image) = mark_deleted(conn, image.clone(), !cached.no_members, to)?;
-        Ok((marked == 1).then_some(image))
-    })
+        && image.status != ImageStatus::Saving;
+    let children = |conn: &mut DbConnection, locked: &LockedImage| {
+        mark_children(conn, locked, image, !cached.no_members, to, now)
+    };
+    let kept = locked::write_cached(
+        conn,
+        id,
+        cached.generation,
+        row.update(),
+        (!alone).then_some(children),
+    )?;
+    Ok(kept.then(|| deleted(image.clone(), to, now)))
 }
 
 /// `deleted`, or `pending_delete` for a delayed delete of an active image with data.
@@ -589,20 +555,20 @@ fn deleted_status(image: &Image, delayed: bool) -> ImageStatus {
     }
 }
 
-/// Marks a live image and its live children deleted (status `to`), with the same
-/// `deleted_at`. Only the child tables `image` has rows in are written, and
+/// Marks the live children of an image whose row was just marked deleted (status `to`),
+/// with the same `deleted_at`. Only the child tables `image` has rows in are written, and
 /// `image_members` only with `members`: every writer of an image's properties, tags,
-/// locations and members holds the image's row lock, as a delete does, so the children the
-/// caller read under it are all there are. Returns how many image rows were marked (0 when
-/// it was not live) and the image as deleted.
-fn mark_deleted(
+/// locations and members holds the image's row lock ([`LockedImage`]), as a delete does, so
+/// the children the caller read under it are all there are.
+fn mark_children(
     conn: &mut DbConnection,
-    image: Image,
+    locked: &LockedImage,
+    image: &Image,
     members: bool,
     to: ImageStatus,
-) -> Result<(usize, Image), RegistryError> {
-    let now = glance_model::time::now();
-    let sid = image.id.to_string();
+    now: chrono::NaiveDateTime,
+) -> Result<(), RegistryError> {
+    let sid = locked.sid();
     let gone = [
         ("deleted", Val::Bool(true)),
         ("deleted_at", Val::Time(now)),
@@ -610,18 +576,17 @@ fn mark_deleted(
     ];
     // Locations keep their rows; their status says whether data still has to go.
     let loc_status = if to == ImageStatus::PendingDelete {
-        "pending_delete"
+        ImageStatus::PendingDelete
     } else {
-        "deleted"
+        ImageStatus::Deleted
     };
-    let location = [gone[0], gone[1], gone[2], ("status", Val::Text(loc_status))];
-    let live = [("image_id", Val::Text(&sid)), ("deleted", Val::Bool(false))];
-    let row = DeleteRow::new(&sid, image.status, to, now);
-    let this = row.update();
-    let marked = on_backend!(&mut *conn, |c, _B| { this.execute(c)? });
-    if marked == 0 {
-        return Ok((0, image));
-    }
+    let location = [
+        gone[0],
+        gone[1],
+        gone[2],
+        ("status", Val::Text(loc_status.as_str())),
+    ];
+    let live = [("image_id", Val::Text(sid)), ("deleted", Val::Bool(false))];
     let children = [
         (!image.properties.is_empty()).then_some(FixedUpdate {
             table: "image_properties",
@@ -647,12 +612,8 @@ fn mark_deleted(
     for statement in children.into_iter().flatten() {
         on_backend!(&mut *conn, |c, _B| { statement.execute(c)? });
     }
-    // Only an upload holds a lease, and only while the image is `saving`: every way out
-    // of `saving` drops it (see `leases`).
-    if image.status == ImageStatus::Saving {
-        super::leases::drop_for_image(conn, &sid)?;
-    }
-    Ok((marked, deleted(image, to, now)))
+    leases::follow_status(conn, locked, image.status, to, None)?;
+    Ok(())
 }
 
 /// The image as a delete at `now` leaves it.
@@ -1330,7 +1291,7 @@ mod insert_tests {
             id: "6f3c".to_string(),
             name: None,
             size: None,
-            status: "queued".to_string(),
+            status: glance_model::ImageStatus::Queued.as_str().to_string(),
             created_at: now,
             updated_at: Some(now),
             deleted_at: None,
@@ -1343,7 +1304,7 @@ mod insert_tests {
             min_ram: 0,
             protected: false,
             virtual_size: None,
-            visibility: "shared".to_string(),
+            visibility: glance_model::Visibility::Shared.as_str().to_string(),
             os_hidden: false,
             os_hash_algo: None,
             os_hash_value: None,

@@ -2,17 +2,20 @@
 //! image holds a lease it renews; an image whose lease ran out is found and returned to
 //! `queued`, so a crashed glance-api never leaves an image stuck in `saving`.
 //!
-//! A lease exists only while its image is `saving`: it is taken with the move into
-//! `saving`, and every move out drops it in the same transaction (completion, abort,
-//! recovery, an update of the status, a delete). So a delete of an image in any other
-//! status has no lease to drop, and sends no statement for it.
+//! A lease exists only while its image is `saving`: [`follow_status`] is that rule's one
+//! home. Every change of an image's status passes it the move, in the same transaction and
+//! under the image's row lock: the move into `saving` by an upload's start takes the lease,
+//! every move out drops it (completion, abort, recovery, an update of the status, a
+//! delete). So a delete of an image in any other status has no lease to drop, and sends no
+//! statement for it.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use glance_model::wire::{Lease, LeaseRequest, UploadComplete};
 use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus};
 
-use super::images::{find, find_row, lock, lock_row};
+use super::images::find;
+use super::locked::{self, Lock, LockedImage};
 use super::rows::parse_id;
 use super::schema::{glance_upload_leases as leases, image_locations, images};
 use super::{DbConnection, on_backend};
@@ -41,6 +44,44 @@ impl LeaseRow {
     }
 }
 
+/// The rule "a lease exists only while its image is `saving`", for a move of the locked
+/// image from `from` to `to`: a move into `saving` with `take` (an upload's start) drops any
+/// stale lease and takes a new one, which is returned; a move out of `saving` drops the
+/// lease; any other move touches no lease and sends no statement. A status set into
+/// `saving` without `take` (an update by an admin) takes no lease, as before.
+pub fn follow_status(
+    conn: &mut DbConnection,
+    image: &LockedImage,
+    from: ImageStatus,
+    to: ImageStatus,
+    take: Option<&LeaseRequest>,
+) -> Result<Option<Lease>, RegistryError> {
+    let saving = ImageStatus::Saving;
+    match (from == saving, to == saving, take) {
+        (false, true, Some(req)) => {
+            drop_lease(conn, image)?;
+            let now = glance_model::time::now();
+            let lease = LeaseRow {
+                image_id: image.sid().to_string(),
+                node: req.node.clone(),
+                token: uuid::Uuid::new_v4().to_string(),
+                expires_at: now + Duration::seconds(i64::from(req.ttl_secs)),
+                heartbeat_at: now,
+                created_at: now,
+            };
+            diesel::insert_into(leases::table)
+                .values(&lease)
+                .execute(conn)?;
+            Ok(Some(lease.into_lease()?))
+        }
+        (true, false, _) => {
+            drop_lease(conn, image)?;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Starts an upload: `queued → saving` by compare-and-swap, and a fresh lease.
 pub fn acquire(
     conn: &mut DbConnection,
@@ -49,12 +90,12 @@ pub fn acquire(
     req: &LeaseRequest,
 ) -> Result<Lease, RegistryError> {
     req.validate()?;
-    super::changing(conn, id, |conn| {
-        let row = lock_row(conn, ctx, id)?;
-        if row.status != ImageStatus::Queued.as_str() {
+    locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
+        let row = image.row(conn, ctx)?;
+        let status = row.status()?;
+        if status != ImageStatus::Queued {
             return Err(RegistryError::conflict(format!(
-                "Image {id} is {}; data can only be uploaded to a queued image",
-                row.status
+                "Image {id} is {status}; data can only be uploaded to a queued image"
             )));
         }
         glance_model::status::require_formats(
@@ -64,24 +105,18 @@ pub fn acquire(
         let now = glance_model::time::now();
         diesel::update(
             images::table
-                .filter(images::id.eq(&row.id))
-                .filter(images::status.eq("queued")),
+                .filter(images::id.eq(image.sid()))
+                .filter(images::status.eq(ImageStatus::Queued.as_str())),
         )
-        .set((images::status.eq("saving"), images::updated_at.eq(now)))
+        .set((
+            images::status.eq(ImageStatus::Saving.as_str()),
+            images::updated_at.eq(now),
+        ))
         .execute(conn)?;
-        drop_for_image(conn, &row.id)?;
-        let lease = LeaseRow {
-            image_id: row.id.clone(),
-            node: req.node.clone(),
-            token: uuid::Uuid::new_v4().to_string(),
-            expires_at: now + Duration::seconds(i64::from(req.ttl_secs)),
-            heartbeat_at: now,
-            created_at: now,
-        };
-        diesel::insert_into(leases::table)
-            .values(&lease)
-            .execute(conn)?;
-        lease.into_lease()
+        // `queued → saving` with a request always takes one (see `follow_status`).
+        follow_status(conn, image, status, ImageStatus::Saving, Some(req))?.ok_or_else(|| {
+            RegistryError::conflict(format!("Image {id}: no upload lease was taken"))
+        })
     })
 }
 
@@ -100,21 +135,22 @@ fn held(conn: &mut DbConnection, id: &ImageId, token: &str) -> Result<LeaseRow, 
         })
 }
 
-/// Renews a lease for `ttl_secs` from now.
+/// Renews a lease for `ttl_secs` from now, under the image's row lock (a child row like any
+/// other: a delete that holds the lock cannot race it).
 pub fn heartbeat(
     conn: &mut DbConnection,
     id: &ImageId,
     token: &str,
     ttl_secs: u32,
 ) -> Result<Lease, RegistryError> {
-    super::transaction(conn, |conn| {
+    locked::write(conn, id, Lock::Row, |conn, image| {
         let mut row = held(conn, id, token)?;
         let now = glance_model::time::now();
         row.expires_at = now + Duration::seconds(i64::from(ttl_secs.clamp(1, 86_400)));
         row.heartbeat_at = now;
         diesel::update(
             leases::table
-                .filter(leases::image_id.eq(&row.image_id))
+                .filter(leases::image_id.eq(image.sid()))
                 .filter(leases::token.eq(token)),
         )
         .set((
@@ -134,25 +170,23 @@ pub fn complete(
     done: &UploadComplete,
 ) -> Result<Image, RegistryError> {
     done.validate()?;
-    super::changing(conn, id, |conn| {
-        lock(conn, id)?;
+    locked::write(conn, id, Lock::Row, |conn, image| {
         // A lost lease (410) says more than the image being gone since (404).
         held(conn, id, &done.token)?;
-        let row = find_row(conn, ctx, id)?;
-        if row.status != ImageStatus::Saving.as_str() {
+        let status = image.row(conn, ctx)?.status()?;
+        if status != ImageStatus::Saving {
             return Err(RegistryError::conflict(format!(
-                "Image {id} is {}, not saving",
-                row.status
+                "Image {id} is {status}, not saving"
             )));
         }
         let now = glance_model::time::now();
         diesel::update(
             images::table
-                .filter(images::id.eq(&row.id))
-                .filter(images::status.eq("saving")),
+                .filter(images::id.eq(image.sid()))
+                .filter(images::status.eq(ImageStatus::Saving.as_str())),
         )
         .set((
-            images::status.eq("active"),
+            images::status.eq(ImageStatus::Active.as_str()),
             images::size.eq(done.size),
             images::checksum.eq(&done.checksum),
             images::os_hash_algo.eq(&done.os_hash_algo),
@@ -162,16 +196,17 @@ pub fn complete(
         .execute(conn)?;
         diesel::insert_into(image_locations::table)
             .values((
-                image_locations::image_id.eq(&row.id),
+                image_locations::image_id.eq(image.sid()),
                 image_locations::value.eq(&done.location.url),
                 image_locations::meta_data.eq(done.location.metadata.to_string()),
-                image_locations::status.eq("active"),
+                // A location's status is spelled as the image status it stands for.
+                image_locations::status.eq(ImageStatus::Active.as_str()),
                 image_locations::created_at.eq(now),
                 image_locations::updated_at.eq(now),
                 image_locations::deleted.eq(false),
             ))
             .execute(conn)?;
-        drop_for_image(conn, &row.id)?;
+        follow_status(conn, image, status, ImageStatus::Active, None)?;
         Ok(())
     })?;
     find(conn, ctx, id)
@@ -184,10 +219,9 @@ pub fn abort(
     id: &ImageId,
     token: &str,
 ) -> Result<Image, RegistryError> {
-    super::changing(conn, id, |conn| {
-        lock(conn, id)?;
+    locked::write(conn, id, Lock::Row, |conn, image| {
         held(conn, id, token)?;
-        back_to_queued(conn, ctx, id)
+        back_to_queued(conn, ctx, image)
     })?;
     find(conn, ctx, id)
 }
@@ -195,23 +229,26 @@ pub fn abort(
 fn back_to_queued(
     conn: &mut DbConnection,
     ctx: &Context,
-    id: &ImageId,
+    image: &mut LockedImage,
 ) -> Result<(), RegistryError> {
-    let row = find_row(conn, ctx, id)?;
+    image.row(conn, ctx)?;
     let now = glance_model::time::now();
     diesel::update(
         images::table
-            .filter(images::id.eq(&row.id))
-            .filter(images::status.eq("saving")),
+            .filter(images::id.eq(image.sid()))
+            .filter(images::status.eq(ImageStatus::Saving.as_str())),
     )
     .set((
-        images::status.eq("queued"),
+        images::status.eq(ImageStatus::Queued.as_str()),
         images::size.eq(None::<i64>),
         images::virtual_size.eq(None::<i64>),
         images::updated_at.eq(now),
     ))
     .execute(conn)?;
-    drop_for_image(conn, &row.id)
+    // The lease this drops is what brought the caller here (held or expired): the image
+    // was `saving` whatever its row said a moment ago.
+    follow_status(conn, image, ImageStatus::Saving, ImageStatus::Queued, None)?;
+    Ok(())
 }
 
 /// Leases that ran out before `now`: their holders died or hung.
@@ -233,8 +270,7 @@ pub fn recover(
     ctx: &Context,
     id: &ImageId,
 ) -> Result<Image, RegistryError> {
-    super::changing(conn, id, |conn| {
-        lock(conn, id)?;
+    locked::write(conn, id, Lock::Row, |conn, image| {
         let lease: Option<LeaseRow> = leases::table
             .filter(leases::image_id.eq(id.to_string()))
             .select(LeaseRow::as_select())
@@ -247,7 +283,7 @@ pub fn recover(
                 l.node,
                 glance_model::time::isotime(&l.expires_at)
             ))),
-            Some(_) => back_to_queued(conn, ctx, id),
+            Some(_) => back_to_queued(conn, ctx, image),
             None => Err(RegistryError::not_found(format!(
                 "Image {id} has no upload lease"
             ))),
@@ -256,8 +292,9 @@ pub fn recover(
     find(conn, ctx, id)
 }
 
-/// Removes any lease on an image (used on delete and completion).
-pub fn drop_for_image(conn: &mut DbConnection, image_id: &str) -> Result<(), RegistryError> {
+/// Removes any lease on the image.
+fn drop_lease(conn: &mut DbConnection, image: &LockedImage) -> Result<(), RegistryError> {
+    let image_id = image.sid();
     on_backend!(conn, |c, _B| {
         diesel::delete(leases::table.filter(leases::image_id.eq(image_id))).execute(c)?
     });

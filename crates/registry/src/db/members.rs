@@ -4,13 +4,14 @@ use diesel::prelude::*;
 use glance_model::{Context, ErrorKind, ImageId, Member, MemberStatus};
 
 use super::DbConnection;
-use super::images::{find_row, lock, lock_row};
+use super::images::find_row;
+use super::locked::{self, Lock, LockedImage};
 use super::rows::{ImageRow, MemberRow};
 use super::schema::image_members;
 use crate::error::RegistryError;
 
 fn shared_only(row: &ImageRow) -> Result<(), RegistryError> {
-    if row.visibility == "shared" {
+    if row.visibility == glance_model::Visibility::Shared.as_str() {
         Ok(())
     } else {
         Err(RegistryError::rule(
@@ -85,10 +86,9 @@ pub fn add(
     member: &str,
 ) -> Result<Member, RegistryError> {
     glance_model::member::validate_member_id(member)?;
-    super::changing(conn, id, |conn| {
-        let row = lock_row(conn, ctx, id)?;
-        shared_only(&row)?;
-        let exists: i64 = live(&row.id)
+    locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
+        shared_only(image.row(conn, ctx)?)?;
+        let exists: i64 = live(image.sid())
             .filter(image_members::member.eq(member.to_string()))
             .count()
             .get_result(conn)?;
@@ -100,7 +100,7 @@ pub fn add(
         let now = glance_model::time::now();
         diesel::insert_into(image_members::table)
             .values((
-                image_members::image_id.eq(&row.id),
+                image_members::image_id.eq(image.sid()),
                 image_members::member.eq(member),
                 image_members::can_share.eq(false),
                 image_members::status.eq(MemberStatus::Pending.as_str()),
@@ -122,21 +122,9 @@ pub fn set_status(
     member: &str,
     status: MemberStatus,
 ) -> Result<Member, RegistryError> {
-    super::changing(conn, id, |conn| {
-        lock(conn, id)?;
-        let current = find(conn, ctx, id, member)?;
-        diesel::update(
-            image_members::table
-                .filter(image_members::image_id.eq(current.image_id.to_string()))
-                .filter(image_members::member.eq(member))
-                .filter(image_members::deleted.eq(false)),
-        )
-        .set((
-            image_members::status.eq(status.as_str()),
-            image_members::updated_at.eq(glance_model::time::now()),
-        ))
-        .execute(conn)?;
-        Ok::<_, RegistryError>(())
+    locked::write(conn, id, Lock::Row, |conn, image| {
+        find(conn, ctx, id, member)?;
+        write_member(conn, image, member, Some(status))
     })?;
     find(conn, ctx, id, member)
 }
@@ -148,22 +136,38 @@ pub fn remove(
     id: &ImageId,
     member: &str,
 ) -> Result<(), RegistryError> {
-    super::changing(conn, id, |conn| {
-        lock(conn, id)?;
-        let current = find(conn, ctx, id, member)?;
-        let now = glance_model::time::now();
-        diesel::update(
-            image_members::table
-                .filter(image_members::image_id.eq(current.image_id.to_string()))
-                .filter(image_members::member.eq(member))
-                .filter(image_members::deleted.eq(false)),
-        )
-        .set((
-            image_members::deleted.eq(true),
-            image_members::deleted_at.eq(now),
-            image_members::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-        Ok::<_, RegistryError>(())
+    locked::write(conn, id, Lock::Row, |conn, image| {
+        find(conn, ctx, id, member)?;
+        write_member(conn, image, member, None)
     })
+}
+
+/// Sets a live membership's status (`Some`), or removes it (`None`: a soft delete).
+fn write_member(
+    conn: &mut DbConnection,
+    image: &LockedImage,
+    member: &str,
+    status: Option<MemberStatus>,
+) -> Result<(), RegistryError> {
+    let now = glance_model::time::now();
+    let row = image_members::table
+        .filter(image_members::image_id.eq(image.sid()))
+        .filter(image_members::member.eq(member))
+        .filter(image_members::deleted.eq(false));
+    match status {
+        Some(status) => diesel::update(row)
+            .set((
+                image_members::status.eq(status.as_str()),
+                image_members::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        None => diesel::update(row)
+            .set((
+                image_members::deleted.eq(true),
+                image_members::deleted_at.eq(now),
+                image_members::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
 }

@@ -54,7 +54,7 @@ macro_rules! page_query {
                 ImageFilters, ListQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp,
                 ValueMatch, VisibilityFilter,
             };
-            use glance_model::{Context, ImageStatus, Visibility};
+            use glance_model::{Context, ImageStatus, MemberStatus, Visibility};
 
             use crate::db::rows::ImageRow;
             use crate::db::schema::{image_members, image_properties, image_tags, images};
@@ -91,15 +91,18 @@ macro_rules! page_query {
                 query.order(super::OrderList(terms))
             }
 
-            /// Who sees what in a list (Glance's `_select_images_query` plus its community rule).
+            /// Who sees what in a list: the SQL form of `glance_model::visibility::may_see`
+            /// (tested against it on every backend, `tests/e2e/registry_visibility.rs`), then
+            /// the list's own filters (`member_status`, `visibility`, and Glance's rule that
+            /// community images are listed only when asked for).
             fn visibility_condition(ctx: &Context, f: &ImageFilters) -> Option<BoxedBool> {
                 let project = ctx.project_id.clone();
                 let mut conds: Vec<BoxedBool> = Vec::new();
                 if !ctx.is_admin {
                     let mut visible: BoxedBool = Box::new(
                         images::visibility
-                            .eq("public")
-                            .or(images::visibility.eq("community")),
+                            .eq(Visibility::Public.as_str())
+                            .or(images::visibility.eq(Visibility::Community.as_str())),
                     );
                     if let Some(p) = project.clone() {
                         let members = image_members::table
@@ -107,12 +110,12 @@ macro_rules! page_query {
                             .filter(image_members::member.eq(p.clone()))
                             .filter(image_members::deleted.eq(false));
                         let wanted = match f.member_status {
-                            MemberStatusFilter::Pending => Some("pending"),
-                            MemberStatusFilter::Accepted => Some("accepted"),
-                            MemberStatusFilter::Rejected => Some("rejected"),
+                            MemberStatusFilter::Pending => Some(MemberStatus::Pending.as_str()),
+                            MemberStatusFilter::Accepted => Some(MemberStatus::Accepted.as_str()),
+                            MemberStatusFilter::Rejected => Some(MemberStatus::Rejected.as_str()),
                             MemberStatusFilter::All => None,
                         };
-                        let shared = images::visibility.eq("shared");
+                        let shared = images::visibility.eq(Visibility::Shared.as_str());
                         let member_of: BoxedBool = match wanted {
                             Some(s) => Box::new(
                                 shared.and(images::id.eq_any(members.filter(image_members::status.eq(s)))),
@@ -142,10 +145,12 @@ macro_rules! page_query {
                         // Community images are listed only when asked for, or to their owner.
                         Some(p) => conds.push(Box::new(
                             images::visibility
-                                .ne("community")
+                                .ne(Visibility::Community.as_str())
                                 .or(images::owner.assume_not_null().eq(p)),
                         )),
-                        None => conds.push(Box::new(images::visibility.ne("community"))),
+                        None => conds.push(Box::new(
+                            images::visibility.ne(Visibility::Community.as_str()),
+                        )),
                     },
                 }
                 conds.into_iter().reduce(|a, b| Box::new(a.and(b)))

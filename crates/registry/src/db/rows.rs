@@ -38,6 +38,11 @@ pub struct ImageRow {
 }
 
 impl ImageRow {
+    /// The row's status.
+    pub fn status(&self) -> Result<ImageStatus, RegistryError> {
+        parse_col::<ImageStatus>("images.status", &self.status)
+    }
+
     /// Builds the model image from the row and its children (already filtered to live rows).
     pub fn into_image(
         self,
@@ -133,7 +138,7 @@ pub fn parse_id(raw: &str) -> Result<ImageId, RegistryError> {
         .map_err(|_| RegistryError::Migration(format!("row with malformed image id '{raw}'")))
 }
 
-fn parse_col<T: std::str::FromStr>(column: &str, raw: &str) -> Result<T, RegistryError> {
+pub(super) fn parse_col<T: std::str::FromStr>(column: &str, raw: &str) -> Result<T, RegistryError> {
     raw.parse::<T>()
         .map_err(|_| RegistryError::Migration(format!("unexpected value '{raw}' in {column}")))
 }

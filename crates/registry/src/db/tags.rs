@@ -7,17 +7,18 @@ use diesel::prelude::*;
 use glance_model::{Context, ImageId};
 
 use super::DbConnection;
-use super::images::lock_row;
+use super::locked::{self, Lock, LockedImage};
 use super::schema::image_tags;
 use crate::error::RegistryError;
 
 /// Makes the live tag set equal to `wanted`: removes the others, adds the missing ones.
 pub fn replace(
     conn: &mut DbConnection,
-    image_id: &str,
+    image: &LockedImage,
     wanted: &[String],
     now: NaiveDateTime,
 ) -> Result<(), RegistryError> {
+    let image_id = image.sid();
     let wanted: BTreeSet<&String> = wanted.iter().collect();
     let current: Vec<String> = image_tags::table
         .select(image_tags::value)
@@ -25,20 +26,21 @@ pub fn replace(
         .filter(image_tags::deleted.eq(false))
         .load(conn)?;
     for old in current.iter().filter(|t| !wanted.contains(t)) {
-        soft_delete(conn, image_id, old, now)?;
+        soft_delete(conn, image, old, now)?;
     }
     for new in wanted.into_iter().filter(|t| !current.contains(t)) {
-        insert(conn, image_id, new, now)?;
+        insert(conn, image, new, now)?;
     }
     Ok(())
 }
 
 fn insert(
     conn: &mut DbConnection,
-    image_id: &str,
+    image: &LockedImage,
     tag: &str,
     now: NaiveDateTime,
 ) -> Result<(), RegistryError> {
+    let image_id = image.sid();
     diesel::insert_into(image_tags::table)
         .values((
             image_tags::image_id.eq(image_id),
@@ -53,10 +55,11 @@ fn insert(
 
 fn soft_delete(
     conn: &mut DbConnection,
-    image_id: &str,
+    image: &LockedImage,
     tag: &str,
     now: NaiveDateTime,
 ) -> Result<usize, RegistryError> {
+    let image_id = image.sid();
     Ok(diesel::update(
         image_tags::table
             .filter(image_tags::image_id.eq(image_id))
@@ -79,16 +82,15 @@ pub fn add(
     tag: &str,
 ) -> Result<(), RegistryError> {
     glance_model::image::check_tag(tag)?;
-    super::changing(conn, id, |conn| {
-        let row = lock_row(conn, ctx, id)?;
+    locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
         let have: i64 = image_tags::table
-            .filter(image_tags::image_id.eq(&row.id))
+            .filter(image_tags::image_id.eq(image.sid()))
             .filter(image_tags::value.eq(tag))
             .filter(image_tags::deleted.eq(false))
             .count()
             .get_result(conn)?;
         if have == 0 {
-            insert(conn, &row.id, tag, glance_model::time::now())?;
+            insert(conn, image, tag, glance_model::time::now())?;
         }
         Ok(())
     })
@@ -101,9 +103,8 @@ pub fn remove(
     id: &ImageId,
     tag: &str,
 ) -> Result<(), RegistryError> {
-    super::changing(conn, id, |conn| {
-        let row = lock_row(conn, ctx, id)?;
-        if soft_delete(conn, &row.id, tag, glance_model::time::now())? == 0 {
+    locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
+        if soft_delete(conn, image, tag, glance_model::time::now())? == 0 {
             return Err(RegistryError::not_found(format!(
                 "Tag {tag} not found on image {id}"
             )));

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, http::Method, web};
-use diesel::connection::SimpleConnection;
 
 use crate::app::AppState;
 
@@ -15,9 +14,7 @@ pub const HEALTH_WITHIN: Duration = Duration::from_millis(700);
 
 /// Checks the database with a trivial query.
 pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let query = state
-        .db
-        .run(|conn| conn.batch_execute("SELECT 1").map_err(Into::into));
+    let query = state.catalog.ping();
     let db = match tokio::time::timeout(HEALTH_WITHIN, query).await {
         Ok(answer) => answer.map_err(|e| e.to_string()),
         Err(_) => Err(format!(

@@ -6,7 +6,7 @@ use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
 use super::{ApiError, Caller, image_id, replayed};
 use crate::app::AppState;
-use crate::db::{images, tags};
+use crate::catalog::Answer;
 
 /// `GET /v1/images?<Glance's list parameters>`
 pub async fn list_images(
@@ -20,35 +20,15 @@ pub async fn list_images(
         max: state.config.api_limit_max,
     };
     let q = ListQuery::parse(&pairs, limits)?;
-    if let Some(cache) = state.cache.clone()
-        && let Some(generations) = cache.generations(&state.db).await
-    {
-        let page = state
-            .db
-            .run(move |c| images::list_page_cached(c, &ctx, &q, &cache, &generations))
-            .await?;
-        let mut body = Vec::with_capacity(16 + page.iter().map(|j| j.len() + 1).sum::<usize>());
-        body.extend_from_slice(b"{\"images\":[");
-        for (i, json) in page.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(json);
-        }
-        body.extend_from_slice(b"]}");
-        return Ok(json_body(body.into()));
-    }
-    let page = state
-        .db
-        .run(move |c| images::list_page(c, &ctx, &q))
-        .await?;
-    Ok(HttpResponse::Ok().json(ImageList { images: page }))
+    Ok(match state.catalog.list(ctx, q).await? {
+        Answer::Json(body) => json_body(HttpResponse::Ok(), body),
+        Answer::Value(images) => HttpResponse::Ok().json(ImageList { images }),
+    })
 }
 
-/// A 200 whose body is JSON already written.
-fn json_body(body: bytes::Bytes) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(actix_web::http::header::ContentType::json())
+/// A response whose body is JSON already written.
+fn json_body(mut res: actix_web::HttpResponseBuilder, body: bytes::Bytes) -> HttpResponse {
+    res.content_type(actix_web::http::header::ContentType::json())
         .body(body)
 }
 
@@ -60,45 +40,16 @@ pub async fn create_image(
     Caller(ctx): Caller,
     body: web::Json<NewImage>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner();
-    // Kept only for a resend, so a first sending pays nothing for it.
-    let replay = replayed(&req).then(|| (new.clone(), ctx.clone()));
-    let made = state.db.write(move |c| images::insert(c, &ctx, new)).await;
-    let image = match (made, replay) {
-        (Err(e), Some((new, ctx)))
-            if e.kind() == glance_model::ErrorKind::Conflict && new.id.is_some() =>
-        {
-            let id = new.id.unwrap_or_default();
-            let project = ctx.project_id.clone();
-            let image = state.db.run(move |c| images::show(c, &ctx, &id)).await;
-            match image {
-                Ok(image)
-                    if glance_model::replay::is_created_by(&image, &new, project.as_deref()) =>
-                {
-                    log::info!("image {id}: a resent create answered with the image it made");
-                    // Answered from the database, and the record cache left as it is: the
-                    // first sending's answer went through it already.
-                    return Ok(HttpResponse::Created()
-                        .insert_header(("location", format!("/v1/images/{id}")))
-                        .json(image));
-                }
-                _ => return Err(e.into()),
-            }
-        }
-        (made, _) => made?,
-    };
-    let location = ("location", format!("/v1/images/{}", image.id));
-    match (&state.cache, serde_json::to_vec(&image)) {
-        (Some(cache), Ok(json)) => {
-            let json = bytes::Bytes::from(json);
-            cache.keep_created(&image, json.clone());
-            Ok(HttpResponse::Created()
-                .insert_header(location)
-                .content_type(actix_web::http::header::ContentType::json())
-                .body(json))
-        }
-        _ => Ok(HttpResponse::Created().insert_header(location).json(image)),
-    }
+    let made = state
+        .catalog
+        .create(ctx, body.into_inner(), replayed(&req))
+        .await?;
+    let mut res = HttpResponse::Created();
+    res.insert_header(("location", format!("/v1/images/{}", made.id)));
+    Ok(match made.body {
+        Answer::Json(json) => json_body(res, json),
+        Answer::Value(image) => res.json(image),
+    })
 }
 
 /// `GET /v1/images/{id}`
@@ -108,28 +59,10 @@ pub async fn show_image(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let cache = state.cache.clone();
-    let generations = match &cache {
-        Some(cache) => cache.generations(&state.db).await,
-        None => None,
-    };
-    if let (Some(cache), Some(g)) = (&cache, &generations)
-        && let Some(json) = cache.show(g, &ctx, &id)
-    {
-        return Ok(json_body(json));
-    }
-    let image = state
-        .db
-        .read_now(move |c| images::show(c, &ctx, &id))
-        .await?;
-    match (&cache, &generations, serde_json::to_vec(&image)) {
-        (Some(cache), Some(g), Ok(json)) => {
-            let json = bytes::Bytes::from(json);
-            cache.keep(g, &image, json.clone());
-            Ok(json_body(json))
-        }
-        _ => Ok(HttpResponse::Ok().json(image)),
-    }
+    Ok(match state.catalog.show(ctx, id).await? {
+        Answer::Json(json) => json_body(HttpResponse::Ok(), json),
+        Answer::Value(image) => HttpResponse::Ok().json(image),
+    })
 }
 
 /// `PATCH /v1/images/{id}`
@@ -140,10 +73,7 @@ pub async fn update_image(
     body: web::Json<ImageUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let image = state
-        .db
-        .write(move |c| images::update(c, &ctx, &id, body.into_inner()))
-        .await?;
+    let image = state.catalog.update(ctx, id, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
@@ -164,18 +94,7 @@ pub async fn delete_image(
     q: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let delayed = q.delayed;
-    let cached = state
-        .cache
-        .as_ref()
-        .and_then(|cache| cache.cached(&ctx, &id));
-    let image = state
-        .db
-        .write(move |c| images::soft_delete(c, &ctx, &id, delayed, cached.as_ref()))
-        .await?;
-    if let Some(cache) = &state.cache {
-        cache.forget(&id);
-    }
+    let image = state.catalog.delete(ctx, id, q.delayed).await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
@@ -187,10 +106,7 @@ pub async fn add_tag(
 ) -> Result<HttpResponse, ApiError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
-    state
-        .db
-        .write(move |c| tags::add(c, &ctx, &id, &tag))
-        .await?;
+    state.catalog.add_tag(ctx, id, tag).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -204,23 +120,10 @@ pub async fn delete_tag(
 ) -> Result<HttpResponse, ApiError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
-    let (ctx2, id2) = (ctx.clone(), id);
-    let removed = state
-        .db
-        .write(move |c| tags::remove(c, &ctx, &id, &tag))
-        .await;
-    match removed {
-        // A resent removal finds the tag gone from an image the caller sees: the first
-        // sending removed it.
-        Err(e) if e.kind() == glance_model::ErrorKind::NotFound && replayed(&req) => {
-            state
-                .db
-                .run(move |c| images::show(c, &ctx2, &id2))
-                .await
-                .map_err(|_| e)?;
-        }
-        other => other?,
-    }
+    state
+        .catalog
+        .remove_tag(ctx, id, tag, replayed(&req))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -229,9 +132,6 @@ pub async fn show_usage(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let usage = state
-        .db
-        .run(move |c| images::usage(c, ctx.project_id.as_deref()))
-        .await?;
+    let usage = state.catalog.usage(ctx).await?;
     Ok(HttpResponse::Ok().json(usage))
 }

@@ -1,12 +1,10 @@
 //! `/v1/images/{id}/members[/{member}]`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use glance_model::ErrorKind;
 use glance_model::wire::{MemberList, MemberUpdate, NewMember};
 
 use super::{ApiError, Caller, image_id, replayed};
 use crate::app::AppState;
-use crate::db::members;
 
 /// `GET /v1/images/{id}/members`
 pub async fn list_members(
@@ -15,7 +13,7 @@ pub async fn list_members(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let list = state.db.run(move |c| members::list(c, &ctx, &id)).await?;
+    let list = state.catalog.members(ctx, id).await?;
     Ok(HttpResponse::Ok().json(MemberList { members: list }))
 }
 
@@ -31,21 +29,10 @@ pub async fn create_member(
     let id = image_id(&id)?;
     body.validate()?;
     let member = body.into_inner().member;
-    // Kept only for a resend, so a first sending pays nothing for it.
-    let replay = replayed(&req).then(|| (ctx.clone(), member.clone()));
-    let added = state
-        .db
-        .write(move |c| members::add(c, &ctx, &id, &member))
-        .await;
-    let m = match (added, replay) {
-        // A resent add finds the membership made: the first sending made it.
-        (Err(e), Some((ctx, member))) if e.kind() == ErrorKind::Conflict => state
-            .db
-            .run(move |c| members::find(c, &ctx, &id, &member))
-            .await
-            .map_err(|_| e)?,
-        (added, _) => added?,
-    };
+    let m = state
+        .catalog
+        .add_member(ctx, id, member, replayed(&req))
+        .await?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -57,10 +44,7 @@ pub async fn show_member(
 ) -> Result<HttpResponse, ApiError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
-    let m = state
-        .db
-        .run(move |c| members::find(c, &ctx, &id, &member))
-        .await?;
+    let m = state.catalog.member(ctx, id, member).await?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -73,10 +57,9 @@ pub async fn update_member(
 ) -> Result<HttpResponse, ApiError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
-    let status = body.status;
     let m = state
-        .db
-        .write(move |c| members::set_status(c, &ctx, &id, &member, status))
+        .catalog
+        .set_member_status(ctx, id, member, body.status)
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }
@@ -91,22 +74,9 @@ pub async fn delete_member(
 ) -> Result<HttpResponse, ApiError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
-    let ctx2 = ctx.clone();
-    let removed = state
-        .db
-        .write(move |c| members::remove(c, &ctx, &id, &member))
-        .await;
-    match removed {
-        // A resent removal finds the membership gone from an image the caller sees: the
-        // first sending removed it.
-        Err(e) if e.kind() == ErrorKind::NotFound && replayed(&req) => {
-            state
-                .db
-                .run(move |c| crate::db::images::show(c, &ctx2, &id))
-                .await
-                .map_err(|_| e)?;
-        }
-        other => other?,
-    }
+    state
+        .catalog
+        .remove_member(ctx, id, member, replayed(&req))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

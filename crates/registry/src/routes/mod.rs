@@ -1,5 +1,6 @@
 //! HTTP handlers of the registry protocol (`/v1/...`) and `/healthcheck`. Handlers are thin:
-//! extract, call one `db` function through `Database::run`, respond.
+//! extract, call one `crate::catalog::Catalog` method, respond. They never reach the
+//! database or the record cache themselves.
 
 pub mod health;
 pub mod images;

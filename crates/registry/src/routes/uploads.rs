@@ -5,7 +5,6 @@ use glance_model::wire::{LeaseList, LeaseRequest, LeaseToken, UploadComplete};
 
 use super::{ApiError, Caller, image_id};
 use crate::app::AppState;
-use crate::db::leases;
 
 /// `POST /v1/images/{id}/upload`: `queued → saving` and a lease.
 pub async fn start_upload(
@@ -16,8 +15,8 @@ pub async fn start_upload(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let lease = state
-        .db
-        .write(move |c| leases::acquire(c, &ctx, &id, &body))
+        .catalog
+        .start_upload(ctx, id, body.into_inner())
         .await?;
     Ok(HttpResponse::Created().json(lease))
 }
@@ -29,11 +28,9 @@ pub async fn renew_upload(
     body: web::Json<LeaseToken>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
+    let body = body.into_inner();
     let ttl = body.ttl_secs.unwrap_or(state.default_lease_secs);
-    let lease = state
-        .db
-        .write(move |c| leases::heartbeat(c, &id, &body.token, ttl))
-        .await?;
+    let lease = state.catalog.renew_upload(id, body.token, ttl).await?;
     Ok(HttpResponse::Ok().json(lease))
 }
 
@@ -46,8 +43,8 @@ pub async fn complete_upload(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state
-        .db
-        .write(move |c| leases::complete(c, &ctx, &id, &body))
+        .catalog
+        .complete_upload(ctx, id, body.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
@@ -61,8 +58,8 @@ pub async fn abort_upload(
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
     let image = state
-        .db
-        .write(move |c| leases::abort(c, &ctx, &id, &body.token))
+        .catalog
+        .abort_upload(ctx, id, body.into_inner().token)
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
@@ -74,18 +71,12 @@ pub async fn recover_upload(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    let image = state
-        .db
-        .write(move |c| leases::recover(c, &ctx, &id))
-        .await?;
+    let image = state.catalog.recover_upload(ctx, id).await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
 /// `GET /v1/leases/expired`
 pub async fn list_expired_leases(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let list = state
-        .db
-        .run(|c| leases::expired(c, glance_model::time::now()))
-        .await?;
+    let list = state.catalog.expired_leases().await?;
     Ok(HttpResponse::Ok().json(LeaseList { leases: list }))
 }
