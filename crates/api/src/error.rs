@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use glance_model::wire::ErrorBody;
 use glance_model::{ErrorKind, ModelError};
 use glance_store::StoreError;
 
@@ -84,44 +83,8 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of an error kind.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Gone => StatusCode::GONE,
-        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A JSON error response in Glance's JSON error shape.
-pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpResponse {
-    let title = status.canonical_reason().unwrap_or("Error").to_string();
-    HttpResponse::build(status).json(ErrorBody {
-        message: message.into(),
-        code: format!("{} {title}", status.as_u16()),
-        title,
-    })
-}
-
-/// The cause chain of an error, joined for one log line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+// The status mapping, the JSON error body and the cause chain are the shared plumbing's.
+pub use glance_http::{chain, error_response, status_of};
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {

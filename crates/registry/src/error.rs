@@ -245,17 +245,8 @@ impl DbFailure {
     }
 }
 
-/// The cause chain of an error, joined for one log line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+/// The cause chain of an error, joined for one log line (the shared plumbing's).
+pub use glance_http::chain;
 
 #[cfg(test)]
 mod tests {

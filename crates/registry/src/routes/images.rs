@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
 use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
-use super::{ApiError, Caller, image_id, replayed};
+use super::{Caller, RouteError, image_id, replayed};
 use crate::app::AppState;
 use crate::db::{images, tags};
 
@@ -13,7 +13,7 @@ pub async fn list_images(
     req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let pairs = parse_query_string(req.query_string())?;
     let limits = PageLimits {
         default: state.config.limit_param_default,
@@ -59,7 +59,7 @@ pub async fn create_image(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     body: web::Json<NewImage>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let new = body.into_inner();
     // Kept only for a resend, so a first sending pays nothing for it.
     let replay = replayed(&req).then(|| (new.clone(), ctx.clone()));
@@ -106,7 +106,7 @@ pub async fn show_image(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let cache = state.cache.clone();
     let generations = match &cache {
@@ -138,7 +138,7 @@ pub async fn update_image(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<ImageUpdate>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state
         .db
@@ -162,7 +162,7 @@ pub async fn delete_image(
     Caller(ctx): Caller,
     id: web::Path<String>,
     q: web::Query<DeleteQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let delayed = q.delayed;
     let cached = state
@@ -184,7 +184,7 @@ pub async fn add_tag(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
     state
@@ -201,7 +201,7 @@ pub async fn delete_tag(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
     let (ctx2, id2) = (ctx.clone(), id);
@@ -228,7 +228,7 @@ pub async fn delete_tag(
 pub async fn show_usage(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let usage = state
         .db
         .run(move |c| images::usage(c, ctx.project_id.as_deref()))

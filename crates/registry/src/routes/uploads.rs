@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use glance_model::wire::{LeaseList, LeaseRequest, LeaseToken, UploadComplete};
 
-use super::{ApiError, Caller, image_id};
+use super::{Caller, RouteError, image_id};
 use crate::app::AppState;
 use crate::db::leases;
 
@@ -13,7 +13,7 @@ pub async fn start_upload(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<LeaseRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let lease = state
         .db
@@ -27,7 +27,7 @@ pub async fn renew_upload(
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Json<LeaseToken>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let ttl = body.ttl_secs.unwrap_or(state.default_lease_secs);
     let lease = state
@@ -43,7 +43,7 @@ pub async fn complete_upload(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<UploadComplete>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state
         .db
@@ -58,7 +58,7 @@ pub async fn abort_upload(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<LeaseToken>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state
         .db
@@ -72,7 +72,7 @@ pub async fn recover_upload(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state
         .db
@@ -82,7 +82,7 @@ pub async fn recover_upload(
 }
 
 /// `GET /v1/leases/expired`
-pub async fn list_expired_leases(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_expired_leases(state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
     let list = state
         .db
         .run(|c| leases::expired(c, glance_model::time::now()))
