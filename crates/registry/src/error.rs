@@ -54,6 +54,11 @@ pub enum RegistryError {
     /// Applying or reading migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// Stored data cannot be read back: a row holds a value no writer of this registry makes
+    /// (an unknown status, a malformed id, properties or tags that are not the JSON written).
+    /// The row is not changed; the client gets a 500 and the log names the row and value.
+    #[error("stored image data cannot be read: {0}")]
+    Corrupt(String),
     /// The schema is older than this build expects.
     #[error("the database schema is not up to date ({0}); run `glance-manage db_sync`")]
     SchemaOutdated(String),
@@ -105,6 +110,7 @@ impl RegistryError {
             | Self::BackendNotCompiled { .. }
             | Self::Query(_)
             | Self::Migration(_)
+            | Self::Corrupt(_)
             | Self::Cancelled
             | Self::Startup(_)
             | Self::Config(_) => ErrorKind::Internal,
@@ -260,6 +266,23 @@ mod tests {
             DatabaseErrorKind::Unknown,
             Box::new(message.to_string()),
         ))
+    }
+
+    /// Stored data that cannot be read back is its own failure, not a migration's: a 500
+    /// whose public message keeps the row's contents in the log.
+    #[test]
+    fn unreadable_stored_data_is_corrupt_not_a_migration() {
+        let e = crate::db::rows::parse_id("not-a-uuid").unwrap_err();
+        assert!(matches!(e, RegistryError::Corrupt(_)), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            e.public_message(),
+            "The registry hit an internal error; see its log"
+        );
+        assert_eq!(
+            e.to_string(),
+            "stored image data cannot be read: row with malformed image id 'not-a-uuid'"
+        );
     }
 
     /// A connection lost in the middle of a request is the database being unavailable (503,
