@@ -51,17 +51,8 @@ pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpRes
     HttpResponse::build(status).json(error_body(status, message))
 }
 
-/// The cause chain of an error, joined for one log line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+/// The cause chain of an error, joined for one log line (5xx answers log it).
+pub use glance_model::error::chain;
 
 /// The message of an error actix wrote as plain text: its text, or the status's reason when
 /// it has none ([`Daemon::plain_error_message`]'s default).

@@ -1,4 +1,5 @@
-//! Error kinds shared by every crate, and the model's own validation error.
+//! Error kinds shared by every crate, the model's own validation error, and the cause chain
+//! of any error for a log line.
 //!
 //! Kinds are protocol-neutral: each daemon maps a kind to an HTTP status in one place.
 
@@ -27,6 +28,19 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected failure (500).
     Internal,
+}
+
+/// The cause chain of an error (`outer: cause: root cause`), joined for one log line or
+/// message: the one copy every crate uses.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
 }
 
 /// A rule of the model was broken; the message says which and how to fix it.
@@ -59,5 +73,21 @@ impl ModelError {
     /// The human-readable message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause_in_order() {
+        let err = Outer(std::io::Error::other("root cause"));
+        assert_eq!(chain(&err), "outer: root cause");
+        assert_eq!(chain(&std::io::Error::other("alone")), "alone");
     }
 }
