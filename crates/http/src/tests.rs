@@ -18,7 +18,8 @@ fn hdr(headers: &actix_web::http::header::HeaderMap, name: impl AsRef<str>) -> &
         .unwrap_or_default()
 }
 
-/// Described as glance-registry describes itself.
+/// Answers only in JSON, as glance-registry does (with wording of its own: the tests check
+/// the mechanism; each daemon's wording is checked by its end-to-end tests).
 struct Plain;
 
 impl Daemon for Plain {
@@ -26,14 +27,14 @@ impl Daemon for Plain {
     const NEGOTIATES_ERROR_FORMAT: bool = false;
     const CLOSES_AFTER_UNREAD_BODY: bool = false;
     const JSON_NEEDS_CONTENT_TYPE: bool = true;
-    const MALFORMED_JSON: &'static str = "Malformed request body";
+    const MALFORMED_JSON: &'static str = "Unreadable JSON";
 
     fn method_not_allowed(allow: &str) -> String {
-        format!("This resource allows only {allow}")
+        format!("Only {allow} here")
     }
 }
 
-/// Described as glance-api describes itself.
+/// Negotiates JSON or HTML and closes after an unread body, as glance-api does.
 struct Negotiating;
 
 impl Daemon for Negotiating {
@@ -41,10 +42,10 @@ impl Daemon for Negotiating {
     const NEGOTIATES_ERROR_FORMAT: bool = true;
     const CLOSES_AFTER_UNREAD_BODY: bool = true;
     const JSON_NEEDS_CONTENT_TYPE: bool = false;
-    const MALFORMED_JSON: &'static str = "Malformed JSON in request body";
+    const MALFORMED_JSON: &'static str = "Bad JSON body";
 
     fn method_not_allowed(allow: &str) -> String {
-        format!("The method is not allowed for this resource; allowed: {allow}")
+        format!("Use one of {allow}")
     }
 
     fn plain_error_message(status: StatusCode, text: &str) -> String {
@@ -133,7 +134,7 @@ async fn a_wrong_method_gets_405_with_allow_and_the_daemons_message() {
     assert!(res.headers().contains_key("x-openstack-request-id"));
     assert_eq!(
         test::read_body(res).await,
-        r#"{"message":"This resource allows only GET, POST","code":"405 Method Not Allowed","title":"Method Not Allowed"}"#
+        r#"{"message":"Only GET, POST here","code":"405 Method Not Allowed","title":"Method Not Allowed"}"#
     );
     let app = app!(Negotiating);
     let req = test::TestRequest::put()
@@ -144,7 +145,7 @@ async fn a_wrong_method_gets_405_with_allow_and_the_daemons_message() {
     assert_eq!(hdr(res.headers(), ALLOW), "GET, POST");
     assert_eq!(
         test::read_body(res).await,
-        r#"{"message":"The method is not allowed for this resource; allowed: GET, POST","code":"405 Method Not Allowed","title":"Method Not Allowed"}"#
+        r#"{"message":"Use one of GET, POST","code":"405 Method Not Allowed","title":"Method Not Allowed"}"#
     );
 }
 
@@ -209,8 +210,7 @@ async fn plain_text_errors_take_the_daemons_shape() {
     assert_eq!(
         test::read_body(res).await,
         "<html>\n <head>\n  <title>405 Method Not Allowed</title>\n </head>\n <body>\n  \
-         <h1>405 Method Not Allowed</h1>\n  The method is not allowed for this resource; \
-         allowed: GET, POST<br /><br />\n\n\n\n </body>\n</html>"
+         <h1>405 Method Not Allowed</h1>\n  Use one of GET, POST<br /><br />\n\n\n\n </body>\n</html>"
     );
 }
 
@@ -250,7 +250,7 @@ async fn bad_bodies_and_paths_get_json_errors() {
     let body: glance_model::wire::ErrorBody =
         serde_json::from_slice(&test::read_body(res).await).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        body.message.starts_with("Malformed request body: "),
+        body.message.starts_with("Unreadable JSON: "),
         "{}",
         body.message
     );
