@@ -44,32 +44,9 @@ pub enum ApiError {
     Config(#[from] glance_config::ConfigError),
 }
 
+glance_model::rule_constructors!(ApiError);
+
 impl ApiError {
-    /// An error of the given kind.
-    pub fn rule(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::Rule(ModelError::new(kind, message))
-    }
-
-    /// A 400-kind error.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::BadRequest, message)
-    }
-
-    /// A 403-kind error.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::Forbidden, message)
-    }
-
-    /// A 404-kind error.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::NotFound, message)
-    }
-
-    /// A 409-kind error.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::Conflict, message)
-    }
-
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -43,6 +43,42 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// Gives a crate's error enum, which takes a [`ModelError`] through `From` (its `Rule`
+/// variant), the constructors of rule errors by kind: `rule(kind, message)`, `bad_request`,
+/// `forbidden`, `not_found`, `conflict`. One definition for glance-api's and glance-registry's
+/// error types instead of a hand-kept copy in each.
+#[macro_export]
+macro_rules! rule_constructors {
+    ($error:ty) => {
+        impl $error {
+            /// A rule error of the given kind.
+            pub fn rule(kind: $crate::ErrorKind, message: impl Into<String>) -> Self {
+                Self::from($crate::ModelError::new(kind, message))
+            }
+
+            /// A 400-kind error.
+            pub fn bad_request(message: impl Into<String>) -> Self {
+                Self::rule($crate::ErrorKind::BadRequest, message)
+            }
+
+            /// A 403-kind error.
+            pub fn forbidden(message: impl Into<String>) -> Self {
+                Self::rule($crate::ErrorKind::Forbidden, message)
+            }
+
+            /// A 404-kind error.
+            pub fn not_found(message: impl Into<String>) -> Self {
+                Self::rule($crate::ErrorKind::NotFound, message)
+            }
+
+            /// A 409-kind error.
+            pub fn conflict(message: impl Into<String>) -> Self {
+                Self::rule($crate::ErrorKind::Conflict, message)
+            }
+        }
+    };
+}
+
 /// A rule of the model was broken; the message says which and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -83,6 +119,31 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, PartialEq)]
+    struct Wrapped(super::ModelError);
+
+    impl From<super::ModelError> for Wrapped {
+        fn from(e: super::ModelError) -> Self {
+            Self(e)
+        }
+    }
+
+    crate::rule_constructors!(Wrapped);
+
+    #[test]
+    fn rule_constructors_make_rule_errors_of_each_kind() {
+        use super::ErrorKind as K;
+        for (made, kind) in [
+            (Wrapped::bad_request("m"), K::BadRequest),
+            (Wrapped::forbidden("m"), K::Forbidden),
+            (Wrapped::not_found("m"), K::NotFound),
+            (Wrapped::conflict("m"), K::Conflict),
+            (Wrapped::rule(K::Gone, "m"), K::Gone),
+        ] {
+            assert_eq!(made, Wrapped(super::ModelError::new(kind, "m")));
+        }
+    }
 
     #[test]
     fn the_chain_names_every_cause_in_order() {
