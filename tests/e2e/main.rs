@@ -24,6 +24,7 @@ mod db_connections;
 mod db_refused;
 mod ha;
 mod harness;
+mod http_plumbing;
 mod keystone;
 mod keystone_scope;
 mod manage_purge;

@@ -241,3 +241,52 @@ async fn an_overlong_query_is_414_and_an_oversized_patch_413_both_json() -> Resu
     expect_error(res, 413, "too large").await?;
     Ok(())
 }
+
+/// A row holding a value no writer of the registry makes (here an unknown status) is stored
+/// data that cannot be read: the request gets a 500 with the registry's generic JSON message
+/// (the value stays in its log), the row is left as it was, and other images are still served.
+#[actix_web::test]
+async fn an_unreadable_row_is_a_500_that_changes_nothing() -> Result<()> {
+    use glance_registry::db::{DbConnection, DbUrl};
+    for b in backends() {
+        let registry = TestRegistry::start(b).await?;
+        let bad = registry.create("proj-a", json!({"name": "bad"})).await?;
+        let good = registry.create("proj-a", json!({"name": "good"})).await?;
+        let (bad, good) = (
+            bad["id"].as_str().unwrap_or_default().to_string(),
+            good["id"].as_str().unwrap_or_default().to_string(),
+        );
+        let mut conn = DbConnection::open(&DbUrl::parse(&registry.db.url)?)?;
+        let corrupt = format!("UPDATE images SET status = 'melted' WHERE id = '{bad}'");
+        diesel::RunQueryDsl::execute(diesel::sql_query(corrupt), &mut conn)?;
+        let res = registry
+            .req(
+                Method::PATCH,
+                &format!("/v1/images/{bad}"),
+                "proj-a",
+                "member",
+            )
+            .json(&json!({"name": "renamed"}))
+            .send()
+            .await?;
+        let body = expect_error(res, 500, "internal error").await?;
+        assert!(!body.to_string().contains("melted"), "{b}: {body}");
+        let kept = crate::harness::first_n(
+            &mut conn,
+            &format!("SELECT COUNT(*) AS n FROM images WHERE id = '{bad}' AND name = 'bad'"),
+        )?;
+        assert_eq!(kept, Some(1), "{b}: the unreadable row was changed");
+        let res = registry
+            .req(
+                Method::GET,
+                &format!("/v1/images/{good}"),
+                "proj-a",
+                "member",
+            )
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200, "{b}");
+        registry.stop().await;
+    }
+    Ok(())
+}

@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use glance_auth::AuthError;
+use glance_http::header;
 use glance_model::context::parse_roles;
 use glance_model::wire::HEADER_REQUEST_ID;
 use glance_model::{AuthToken, Context, ErrorKind};
@@ -19,15 +20,6 @@ use crate::error::ApiError;
 /// The caller's context.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Context);
-
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-}
 
 /// Builds the context of a request in the modes that need no network call.
 pub fn context_of(req: &HttpRequest, mode: AuthMode) -> Result<Context, ApiError> {

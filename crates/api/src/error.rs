@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use glance_model::wire::ErrorBody;
 use glance_model::{ErrorKind, ModelError};
 use glance_store::StoreError;
 
@@ -45,32 +44,9 @@ pub enum ApiError {
     Config(#[from] glance_config::ConfigError),
 }
 
+glance_model::rule_constructors!(ApiError);
+
 impl ApiError {
-    /// An error of the given kind.
-    pub fn rule(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::Rule(ModelError::new(kind, message))
-    }
-
-    /// A 400-kind error.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::BadRequest, message)
-    }
-
-    /// A 403-kind error.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::Forbidden, message)
-    }
-
-    /// A 404-kind error.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::NotFound, message)
-    }
-
-    /// A 409-kind error.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::Conflict, message)
-    }
-
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -84,44 +60,8 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of an error kind.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Gone => StatusCode::GONE,
-        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A JSON error response in Glance's JSON error shape.
-pub fn error_response(status: StatusCode, message: impl Into<String>) -> HttpResponse {
-    let title = status.canonical_reason().unwrap_or("Error").to_string();
-    HttpResponse::build(status).json(ErrorBody {
-        message: message.into(),
-        code: format!("{} {title}", status.as_u16()),
-        title,
-    })
-}
-
-/// The cause chain of an error, joined for one log line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+// The status mapping, the JSON error body and the cause chain are the shared plumbing's.
+pub use glance_http::{chain, error_response, status_of};
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {

@@ -3,7 +3,6 @@
 //! every metadata call to glance-registry over HTTP and moves image bytes between clients and
 //! the stores. It never talks SQL.
 
-pub mod access_log;
 pub mod app;
 pub mod auth;
 pub mod config;

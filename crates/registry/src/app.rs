@@ -1,15 +1,16 @@
 //! Wiring: the app state, the one `configure` used by `main` and by tests, and `serve`.
-//! Middleware order: request id, access log, JSON errors, routes.
+//! Middleware order, outermost first: access log, request id, JSON errors, routes. The
+//! plumbing is `glance_http`'s; [`RegistryHttp`] says how the registry's answers differ from
+//! glance-api's.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Logger, Next, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, error, web};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use glance_http::{Daemon, not_allowed};
 
 use crate::cache::RecordCache;
 use crate::catalog::Catalog;
@@ -47,188 +48,97 @@ impl AppState {
     }
 }
 
-/// Longest request id accepted from a caller (Glance: `max_request_id_length` = 64).
-const MAX_REQUEST_ID: usize = 64;
+/// How glance-registry's HTTP answers differ from glance-api's (see [`glance_http::Daemon`]):
+/// every error is JSON, whatever the request accepts (its one client is glance-api).
+#[derive(Debug)]
+pub struct RegistryHttp;
 
-async fn request_id(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, error::Error> {
-    let header = HeaderName::from_static(glance_model::wire::HEADER_REQUEST_ID);
-    let id = req
-        .headers()
-        .get(&header)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
-    let value = HeaderValue::from_str(&id).map_err(error::ErrorBadRequest)?;
-    req.headers_mut().insert(header.clone(), value.clone());
-    let mut res = next.call(req).await?;
-    res.headers_mut().insert(header, value);
-    Ok(res)
-}
+impl Daemon for RegistryHttp {
+    const ACCESS_LOG_TARGET: &'static str = "glance_registry::access";
+    const NEGOTIATES_ERROR_FORMAT: bool = false;
+    const CLOSES_AFTER_UNREAD_BODY: bool = false;
+    const JSON_NEEDS_CONTENT_TYPE: bool = true;
+    const MALFORMED_JSON: &'static str = "Malformed request body";
 
-/// Gives every error response the JSON shape, also those actix writes itself as plain text
-/// (a body over an extractor's limit, a bad header).
-async fn json_errors(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody + 'static>>, error::Error>
-{
-    let res = next.call(req).await?;
-    let status = res.status();
-    let is_json = res
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error())
-        || is_json
-        || res.request().method() == actix_web::http::Method::HEAD
-    {
-        return Ok(res.map_into_left_body());
-    }
-    let (http_req, res) = res.into_parts();
-    let (res, body) = res.into_parts();
-    let text = actix_web::body::to_bytes(body)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .unwrap_or_default();
-    let reason = status.canonical_reason().unwrap_or("Error").to_string();
-    let json = serde_json::to_string(&glance_model::wire::ErrorBody {
-        message: if text.is_empty() {
-            reason.clone()
-        } else {
-            text
-        },
-        code: format!("{} {reason}", status.as_u16()),
-        title: reason,
-    })
-    .unwrap_or_default();
-    // The response keeps its other headers (request id, Allow).
-    let mut res = res.set_body(json);
-    res.headers_mut().insert(
-        actix_web::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(ServiceResponse::new(http_req, res.map_into_boxed_body()).map_into_right_body())
-}
-
-fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
-    move || {
-        let mut res = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("This resource allows only {allow}"),
-        );
-        if let Ok(v) = HeaderValue::from_str(allow) {
-            res.headers_mut().insert(actix_web::http::header::ALLOW, v);
-        }
-        std::future::ready(res)
+    fn method_not_allowed(allow: &str) -> String {
+        format!("This resource allows only {allow}")
     }
 }
 
 /// Registers every route and the JSON error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    let json = web::JsonConfig::default()
-        .limit(1 << 20)
-        .error_handler(|err, _| {
-            // A body over the limit is too large, not malformed.
-            let status = match err {
-                error::JsonPayloadError::Overflow { .. }
-                | error::JsonPayloadError::OverflowKnownLength { .. } => {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            };
-            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!("The request body is too large: {err}")
-            } else {
-                format!("Malformed request body: {err}")
-            };
-            error::InternalError::from_response(err, error_response(status, msg)).into()
-        });
-    let query = web::QueryConfig::default().error_handler(|err, _| {
-        let msg = format!("Invalid query parameters: {err}");
-        error::InternalError::from_response(err, error_response(StatusCode::BAD_REQUEST, msg))
-            .into()
-    });
-    let path = web::PathConfig::default().error_handler(|err, _| {
-        let msg = format!("Invalid path: {err}");
-        error::InternalError::from_response(err, error_response(StatusCode::NOT_FOUND, msg)).into()
-    });
     cfg.app_data(web::Data::new(state))
-        .app_data(json)
-        .app_data(query)
-        .app_data(path)
+        .app_data(glance_http::json_config::<RegistryHttp>())
+        .app_data(glance_http::query_config())
+        .app_data(glance_http::path_config())
         .service(
             web::resource("/healthcheck")
                 .route(web::get().to(health::healthcheck))
                 .route(web::head().to(health::healthcheck))
-                .default_service(web::to(not_allowed("GET, HEAD"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET, HEAD"))),
         )
         .service(
             web::resource("/v1/images")
                 .route(web::get().to(images::list_images))
                 .route(web::post().to(images::create_image))
-                .default_service(web::to(not_allowed("GET, POST"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET, POST"))),
         )
         .service(
             web::resource("/v1/images/{id}")
                 .route(web::get().to(images::show_image))
                 .route(web::patch().to(images::update_image))
                 .route(web::delete().to(images::delete_image))
-                .default_service(web::to(not_allowed("GET, PATCH, DELETE"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET, PATCH, DELETE"))),
         )
         .service(
             web::resource("/v1/images/{id}/tags/{tag}")
                 .route(web::put().to(images::add_tag))
                 .route(web::delete().to(images::delete_tag))
-                .default_service(web::to(not_allowed("PUT, DELETE"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("PUT, DELETE"))),
         )
         .service(
             web::resource("/v1/images/{id}/members")
                 .route(web::get().to(members::list_members))
                 .route(web::post().to(members::create_member))
-                .default_service(web::to(not_allowed("GET, POST"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET, POST"))),
         )
         .service(
             web::resource("/v1/images/{id}/members/{member}")
                 .route(web::get().to(members::show_member))
                 .route(web::put().to(members::update_member))
                 .route(web::delete().to(members::delete_member))
-                .default_service(web::to(not_allowed("GET, PUT, DELETE"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET, PUT, DELETE"))),
         )
         .service(
             web::resource("/v1/images/{id}/upload")
                 .route(web::post().to(uploads::start_upload))
                 .route(web::put().to(uploads::renew_upload))
-                .default_service(web::to(not_allowed("POST, PUT"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST, PUT"))),
         )
         .service(
             web::resource("/v1/images/{id}/upload/complete")
                 .route(web::post().to(uploads::complete_upload))
-                .default_service(web::to(not_allowed("POST"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
         )
         .service(
             web::resource("/v1/images/{id}/upload/abort")
                 .route(web::post().to(uploads::abort_upload))
-                .default_service(web::to(not_allowed("POST"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
         )
         .service(
             web::resource("/v1/images/{id}/upload/recover")
                 .route(web::post().to(uploads::recover_upload))
-                .default_service(web::to(not_allowed("POST"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
         )
         .service(
             web::resource("/v1/usage")
                 .route(web::get().to(images::show_usage))
-                .default_service(web::to(not_allowed("GET"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),
         )
         .service(
             web::resource("/v1/leases/expired")
                 .route(web::get().to(uploads::list_expired_leases))
-                .default_service(web::to(not_allowed("GET"))),
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),
         )
         .default_service(web::to(|| async {
             error_response(
@@ -248,13 +158,11 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
-            .wrap(from_fn(json_errors))
-            // Access log: request id, client, request line, status, bytes, duration.
-            .wrap(
-                Logger::new("%{x-openstack-request-id}i %a \"%r\" %s %b %Dms")
-                    .log_target("glance_registry::access"),
-            )
-            .wrap(from_fn(request_id))
+            .wrap(from_fn(glance_http::errors::shape::<RegistryHttp>))
+            .wrap(from_fn(glance_http::request_id))
+            // Access log (outermost, so it sees the request id the response carries): request
+            // id, client, request line, status, bytes, duration.
+            .wrap(from_fn(glance_http::access_log::log::<RegistryHttp>))
             .configure(move |cfg| configure(cfg, state))
     })
     .workers(workers)

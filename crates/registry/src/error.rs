@@ -54,6 +54,11 @@ pub enum RegistryError {
     /// Applying or reading migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// Stored data cannot be read back: a row holds a value no writer of this registry makes
+    /// (an unknown status, a malformed id, properties or tags that are not the JSON written).
+    /// The row is not changed; the client gets a 500 and the log names the row and value.
+    #[error("stored image data cannot be read: {0}")]
+    Corrupt(String),
     /// The schema is older than this build expects.
     #[error("the database schema is not up to date ({0}); run `glance-manage db_sync`")]
     SchemaOutdated(String),
@@ -71,22 +76,9 @@ pub enum RegistryError {
     Config(#[from] glance_config::ConfigError),
 }
 
+glance_model::rule_constructors!(RegistryError);
+
 impl RegistryError {
-    /// A rule error of the given kind.
-    pub fn rule(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::Rule(ModelError::new(kind, message))
-    }
-
-    /// A 404-kind error.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::NotFound, message)
-    }
-
-    /// A 409-kind error.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::rule(ErrorKind::Conflict, message)
-    }
-
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -105,6 +97,7 @@ impl RegistryError {
             | Self::BackendNotCompiled { .. }
             | Self::Query(_)
             | Self::Migration(_)
+            | Self::Corrupt(_)
             | Self::Cancelled
             | Self::Startup(_)
             | Self::Config(_) => ErrorKind::Internal,
@@ -245,17 +238,8 @@ impl DbFailure {
     }
 }
 
-/// The cause chain of an error, joined for one log line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+/// The cause chain of an error, joined for one log line (the shared plumbing's).
+pub use glance_http::chain;
 
 #[cfg(test)]
 mod tests {
@@ -269,6 +253,23 @@ mod tests {
             DatabaseErrorKind::Unknown,
             Box::new(message.to_string()),
         ))
+    }
+
+    /// Stored data that cannot be read back is its own failure, not a migration's: a 500
+    /// whose public message keeps the row's contents in the log.
+    #[test]
+    fn unreadable_stored_data_is_corrupt_not_a_migration() {
+        let e = crate::db::rows::parse_id("not-a-uuid").unwrap_err();
+        assert!(matches!(e, RegistryError::Corrupt(_)), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            e.public_message(),
+            "The registry hit an internal error; see its log"
+        );
+        assert_eq!(
+            e.to_string(),
+            "stored image data cannot be read: row with malformed image id 'not-a-uuid'"
+        );
     }
 
     /// A connection lost in the middle of a request is the database being unavailable (503,

@@ -127,16 +127,7 @@ pub fn slice_stream(stream: ByteStream, offset: u64, length: u64) -> ByteStream 
 }
 
 /// The cause chain of an error, joined for one message.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+pub(crate) use glance_model::error::chain;
 
 #[cfg(test)]
 mod tests {

@@ -714,10 +714,10 @@ pub fn list_page_cached(
                 Some(json) => Ok(json),
                 None => {
                     let listed = loaded.next().ok_or_else(|| {
-                        RegistryError::Migration("a page's image went missing".to_string())
+                        RegistryError::Corrupt("a page's image went missing".to_string())
                     })?;
                     let json = bytes::Bytes::from(serde_json::to_vec(&listed).map_err(|e| {
-                        RegistryError::Migration(format!("image {} as JSON: {e}", listed.image.id))
+                        RegistryError::Corrupt(format!("image {} as JSON: {e}", listed.image.id))
                     })?);
                     cache.keep(generations, &listed.image, json.clone());
                     Ok(json)
@@ -904,7 +904,7 @@ fn children(
                 out.shared_with.insert(image_id);
             }
             other => {
-                return Err(RegistryError::Migration(format!(
+                return Err(RegistryError::Corrupt(format!(
                     "child query returned an unknown table marker {other}"
                 )));
             }
@@ -1071,7 +1071,7 @@ mod sqlite_json {
         locations: Vec<Location>,
     ) -> Result<ListedImage, RegistryError> {
         let unreadable = |what: &str, e: serde_json::Error| {
-            RegistryError::Migration(format!("{what} of image {} as JSON: {e}", row.id))
+            RegistryError::Corrupt(format!("{what} of image {} as JSON: {e}", row.id))
         };
         // The row was read in the same transaction, so its children query found it.
         let (properties, tags) = json.unwrap_or_else(|| ("{}".to_string(), "[]".to_string()));
@@ -1106,7 +1106,7 @@ impl ListedImage {
             return Ok(self.image);
         };
         let properties = serde_json::from_str(json.get()).map_err(|e| {
-            RegistryError::Migration(format!("properties of image {}: {e}", self.image.id))
+            RegistryError::Corrupt(format!("properties of image {}: {e}", self.image.id))
         })?;
         Ok(Image {
             properties,

@@ -135,12 +135,12 @@ impl MemberRow {
 pub fn parse_id(raw: &str) -> Result<ImageId, RegistryError> {
     uuid::Uuid::parse_str(raw)
         .map(ImageId)
-        .map_err(|_| RegistryError::Migration(format!("row with malformed image id '{raw}'")))
+        .map_err(|_| RegistryError::Corrupt(format!("row with malformed image id '{raw}'")))
 }
 
 pub(super) fn parse_col<T: std::str::FromStr>(column: &str, raw: &str) -> Result<T, RegistryError> {
     raw.parse::<T>()
-        .map_err(|_| RegistryError::Migration(format!("unexpected value '{raw}' in {column}")))
+        .map_err(|_| RegistryError::Corrupt(format!("unexpected value '{raw}' in {column}")))
 }
 
 /// A `Timestamp` column as read for [`ImageRow`]. On SQLite, where timestamps are text,

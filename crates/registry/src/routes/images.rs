@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
 use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
-use super::{ApiError, Caller, image_id, replayed};
+use super::{Caller, RouteError, image_id, replayed};
 use crate::app::AppState;
 use crate::catalog::Answer;
 
@@ -13,7 +13,7 @@ pub async fn list_images(
     req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let pairs = parse_query_string(req.query_string())?;
     let limits = PageLimits {
         default: state.config.limit_param_default,
@@ -39,7 +39,7 @@ pub async fn create_image(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     body: web::Json<NewImage>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let made = state
         .catalog
         .create(ctx, body.into_inner(), replayed(&req))
@@ -57,7 +57,7 @@ pub async fn show_image(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     Ok(match state.catalog.show(ctx, id).await? {
         Answer::Json(json) => json_body(HttpResponse::Ok(), json),
@@ -71,7 +71,7 @@ pub async fn update_image(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<ImageUpdate>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state.catalog.update(ctx, id, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(image))
@@ -92,7 +92,7 @@ pub async fn delete_image(
     Caller(ctx): Caller,
     id: web::Path<String>,
     q: web::Query<DeleteQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state.catalog.delete(ctx, id, q.delayed).await?;
     Ok(HttpResponse::Ok().json(image))
@@ -103,7 +103,7 @@ pub async fn add_tag(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
     state.catalog.add_tag(ctx, id, tag).await?;
@@ -117,7 +117,7 @@ pub async fn delete_tag(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
     state
@@ -131,7 +131,7 @@ pub async fn delete_tag(
 pub async fn show_usage(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let usage = state.catalog.usage(ctx).await?;
     Ok(HttpResponse::Ok().json(usage))
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::wire::{MemberList, MemberUpdate, NewMember};
 
-use super::{ApiError, Caller, image_id, replayed};
+use super::{Caller, RouteError, image_id, replayed};
 use crate::app::AppState;
 
 /// `GET /v1/images/{id}/members`
@@ -11,7 +11,7 @@ pub async fn list_members(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let list = state.catalog.members(ctx, id).await?;
     Ok(HttpResponse::Ok().json(MemberList { members: list }))
@@ -25,7 +25,7 @@ pub async fn create_member(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<NewMember>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     body.validate()?;
     let member = body.into_inner().member;
@@ -41,7 +41,7 @@ pub async fn show_member(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
     let m = state.catalog.member(ctx, id, member).await?;
@@ -54,7 +54,7 @@ pub async fn update_member(
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
     body: web::Json<MemberUpdate>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
     let m = state
@@ -71,7 +71,7 @@ pub async fn delete_member(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let (id, member) = path.into_inner();
     let id = image_id(&id)?;
     state

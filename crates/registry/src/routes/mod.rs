@@ -12,9 +12,10 @@ use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload};
+use glance_http::header;
 use glance_model::context::parse_roles;
 use glance_model::wire::{
-    ErrorBody, HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
+    HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
 };
 use glance_model::{Context, ErrorKind, ImageId};
 
@@ -23,17 +24,18 @@ use glance_auth::{AuthError, Flavor};
 use crate::app::AppState;
 use crate::error::{RegistryError, chain};
 
-/// The one error type of the registry's HTTP layer.
+/// The one error type of the registry's HTTP layer: a [`RegistryError`] as a route answers it
+/// (status from its kind, body from its public message). Not glance-api's `RouteError`.
 #[derive(Debug)]
-pub struct ApiError(pub RegistryError);
+pub struct RouteError(pub RegistryError);
 
-impl<E: Into<RegistryError>> From<E> for ApiError {
+impl<E: Into<RegistryError>> From<E> for RouteError {
     fn from(e: E) -> Self {
         Self(e.into())
     }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for RouteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
@@ -46,34 +48,10 @@ pub fn replayed(req: &HttpRequest) -> bool {
         .contains_key(glance_model::wire::HEADER_REPLAY)
 }
 
-/// The HTTP status of an error kind.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Gone => StatusCode::GONE,
-        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+// The status mapping and the JSON error body are the shared plumbing's.
+pub use glance_http::{error_response, status_of};
 
-/// A JSON error response in Glance's shape.
-pub fn error_response(status: StatusCode, message: String) -> HttpResponse {
-    let title = status.canonical_reason().unwrap_or("Error").to_string();
-    HttpResponse::build(status).json(ErrorBody {
-        message,
-        code: format!("{} {title}", status.as_u16()),
-        title,
-    })
-}
-
-impl ResponseError for ApiError {
+impl ResponseError for RouteError {
     fn status_code(&self) -> StatusCode {
         status_of(self.0.kind())
     }
@@ -100,15 +78,6 @@ pub struct Caller(pub Context);
 /// Header carrying `registry_shared_secret`.
 pub const HEADER_REGISTRY_SECRET: &str = "x-glance-registry-secret";
 
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-}
-
 /// The identity glance-api forwards in headers.
 fn forwarded(req: &HttpRequest) -> Context {
     let mut ctx = Context::authenticated(
@@ -132,13 +101,13 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn refused(kind: ErrorKind, message: &str) -> ApiError {
-    ApiError(RegistryError::Rule(glance_model::ModelError::new(
+fn refused(kind: ErrorKind, message: &str) -> RouteError {
+    RouteError(RegistryError::Rule(glance_model::ModelError::new(
         kind, message,
     )))
 }
 
-async fn authenticate(req: HttpRequest) -> Result<Context, ApiError> {
+async fn authenticate(req: HttpRequest) -> Result<Context, RouteError> {
     let state = req
         .app_data::<actix_web::web::Data<AppState>>()
         .ok_or_else(|| refused(ErrorKind::Internal, "no application state"))?;
@@ -199,8 +168,8 @@ async fn authenticate(req: HttpRequest) -> Result<Context, ApiError> {
 }
 
 impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Error = RouteError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, RouteError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
@@ -209,6 +178,6 @@ impl FromRequest for Caller {
 }
 
 /// Parses an image id from a path segment.
-pub fn image_id(raw: &str) -> Result<ImageId, ApiError> {
-    raw.parse::<ImageId>().map_err(ApiError::from)
+pub fn image_id(raw: &str) -> Result<ImageId, RouteError> {
+    raw.parse::<ImageId>().map_err(RouteError::from)
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use glance_model::wire::{LeaseList, LeaseRequest, LeaseToken, UploadComplete};
 
-use super::{ApiError, Caller, image_id};
+use super::{Caller, RouteError, image_id};
 use crate::app::AppState;
 
 /// `POST /v1/images/{id}/upload`: `queued → saving` and a lease.
@@ -12,7 +12,7 @@ pub async fn start_upload(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<LeaseRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let lease = state
         .catalog
@@ -26,7 +26,7 @@ pub async fn renew_upload(
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Json<LeaseToken>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let body = body.into_inner();
     let ttl = body.ttl_secs.unwrap_or(state.default_lease_secs);
@@ -40,7 +40,7 @@ pub async fn complete_upload(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<UploadComplete>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state
         .catalog
@@ -55,7 +55,7 @@ pub async fn abort_upload(
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<LeaseToken>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state
         .catalog
@@ -69,14 +69,14 @@ pub async fn recover_upload(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
     let image = state.catalog.recover_upload(ctx, id).await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
 /// `GET /v1/leases/expired`
-pub async fn list_expired_leases(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_expired_leases(state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
     let list = state.catalog.expired_leases().await?;
     Ok(HttpResponse::Ok().json(LeaseList { leases: list }))
 }

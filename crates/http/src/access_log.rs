@@ -1,10 +1,15 @@
-//! The access log: one line per request at `info` on target `glance_api::access`, written when
-//! the response body has been sent (or abandoned): request id, client address, request line,
-//! status, body bytes sent, duration.
+//! The access log: one line per request at `info` on the daemon's target
+//! ([`Daemon::ACCESS_LOG_TARGET`]), written when the response body has been sent (or
+//! abandoned):
 //!
-//! actix-web's `Logger` counts the bytes it sees pass through the body; a download sent with
-//! `sendfile` never passes through it, so this log also adds what [`crate::http1`] reports for
-//! the response's [`SendFile`].
+//! ```text
+//! <request id> <client address> "<method> <path>[?<query>] <version>" <status> <bytes> <ms>ms
+//! ```
+//!
+//! The bytes are those that passed through the body plus what the daemon reports it sent
+//! outside it ([`Daemon::sent_outside_body`]: glance-api's `sendfile` downloads). An error
+//! raised by an inner middleware instead of a response is logged at once, with `-` for the
+//! request id and the bytes.
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -17,13 +22,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use bytes::Bytes;
 
-use crate::http1::SendFile;
+use crate::Daemon;
 
-/// Log target of the access lines.
-pub const TARGET: &str = "glance_api::access";
-
-/// The middleware (`from_fn(access_log::log)`); outermost, so it sees the request id header.
-pub async fn log(
+/// The middleware (`from_fn(access_log::log::<D>)`); outermost, so it sees the request id the
+/// response carries.
+pub async fn log<D: Daemon>(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<Logged>, actix_web::Error> {
@@ -39,6 +42,7 @@ pub async fn log(
         Ok(res) => res,
         Err(e) => {
             let entry = Entry {
+                target: D::ACCESS_LOG_TARGET,
                 request_id: "-".to_string(),
                 client,
                 line,
@@ -55,12 +59,9 @@ pub async fn log(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
-    let sendfile_sent = res
-        .response()
-        .extensions()
-        .get::<SendFile>()
-        .map(|s| s.sent.clone());
+    let sent_outside = D::sent_outside_body(&res.response().extensions());
     let entry = Entry {
+        target: D::ACCESS_LOG_TARGET,
         request_id,
         client,
         line,
@@ -70,12 +71,13 @@ pub async fn log(
     Ok(res.map_body(|_, body| Logged {
         body: body.boxed(),
         bytes: 0,
-        sendfile_sent,
+        sent_outside,
         entry: Some(entry),
     }))
 }
 
 struct Entry {
+    target: &'static str,
     request_id: String,
     client: String,
     line: String,
@@ -87,7 +89,7 @@ impl Entry {
     fn write(&self, bytes: Option<u64>) {
         let bytes = bytes.map_or_else(|| "-".to_string(), |b| b.to_string());
         log::info!(
-            target: TARGET,
+            target: self.target,
             "{} {} \"{}\" {} {bytes} {:.6}ms",
             self.request_id,
             self.client,
@@ -102,7 +104,7 @@ impl Entry {
 pub struct Logged {
     body: BoxBody,
     bytes: u64,
-    sendfile_sent: Option<Rc<Cell<u64>>>,
+    sent_outside: Option<Rc<Cell<u64>>>,
     entry: Option<Entry>,
 }
 
@@ -128,7 +130,7 @@ impl MessageBody for Logged {
 impl Drop for Logged {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            let sent = self.sendfile_sent.as_ref().map_or(0, |s| s.get());
+            let sent = self.sent_outside.as_ref().map_or(0, |s| s.get());
             entry.write(Some(self.bytes + sent));
         }
     }
