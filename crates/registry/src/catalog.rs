@@ -223,10 +223,22 @@ impl Catalog {
             .db
             .write(move |c| tags::remove(c, &ctx, &id, &tag))
             .await;
+        self.removed(removed, replayed, ctx2, id).await
+    }
+
+    /// The answer to a removal: a resent one (`replayed`) that found its row gone is a
+    /// success when the caller still sees the image, since the first sending removed it.
+    async fn removed(
+        &self,
+        removed: Result<(), RegistryError>,
+        replayed: bool,
+        ctx: Context,
+        id: ImageId,
+    ) -> Result<(), RegistryError> {
         match removed {
             Err(e) if e.kind() == ErrorKind::NotFound && replayed => {
                 self.db
-                    .run(move |c| images::show(c, &ctx2, &id))
+                    .run(move |c| images::show(c, &ctx, &id))
                     .await
                     .map_err(|_| e)?;
                 Ok(())
@@ -310,16 +322,7 @@ impl Catalog {
             .db
             .write(move |c| members::remove(c, &ctx, &id, &member))
             .await;
-        match removed {
-            Err(e) if e.kind() == ErrorKind::NotFound && replayed => {
-                self.db
-                    .run(move |c| images::show(c, &ctx2, &id))
-                    .await
-                    .map_err(|_| e)?;
-                Ok(())
-            }
-            other => other,
-        }
+        self.removed(removed, replayed, ctx2, id).await
     }
 
     /// Starts an upload: `queued → saving` and a lease.
