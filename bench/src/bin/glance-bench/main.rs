@@ -87,9 +87,20 @@ struct Cli {
     /// Seconds per measured rate run (default 5, 1 with --quick).
     #[arg(long)]
     duration: Option<f64>,
-    /// Images to seed for show and list (default 10000, 1000 with --quick).
+    /// Images to seed for show and list (default 10000, 1000 with --quick). With a
+    /// pre-seeded database (--sqlite-file, --mysql-db), the images already in it count, and
+    /// only the shortfall is seeded.
     #[arg(long)]
     images: Option<usize>,
+    /// Start the SQLite run from a copy of this database instead of an empty one: a large
+    /// catalogue seeded once by `scripts/bench-seed.sh` (the file itself is not changed).
+    #[arg(long)]
+    sqlite_file: Option<PathBuf>,
+    /// Run the MariaDB pass on this existing database of the --mysql-url server (seeded by
+    /// `scripts/bench-seed.sh`) instead of a fresh one, and keep it. The transfer and crud
+    /// sections write to it: use with --only read.
+    #[arg(long, requires = "mysql_url")]
+    mysql_db: Option<String>,
     /// Directory for the run's files (database, image store, ceiling file): must be on the
     /// disk being measured, not tmpfs.
     #[arg(long, default_value = "/var/tmp")]
@@ -277,12 +288,13 @@ async fn main() -> Result<()> {
             target: &target,
             procs: &cpu::Procs::with_client(Vec::new(), None),
             store: None,
+            preseeded: Vec::new(),
         };
         scenarios::run_all(&on, &[], &data, &ceils, &mut rows).await?;
     } else if plan.transfer || plan.read || plan.crud {
-        let mut dbs = vec![Db::Sqlite];
+        let mut dbs = vec![Db::Sqlite(cli.sqlite_file.clone())];
         if let Some(u) = &cli.mysql_url {
-            dbs.push(Db::Mysql(u.clone()));
+            dbs.push(Db::Mysql(u.clone(), cli.mysql_db.clone()));
         }
         for db in dbs {
             eprintln!("== {}: starting glance-registry and glance-api", db.label());
@@ -297,6 +309,11 @@ async fn main() -> Result<()> {
                 target: &cloud.api,
                 procs: &cpu::Procs::with_client(accounted(&cloud, &db), Some(&workdir)),
                 store: Some(cloud.images_dir()),
+                preseeded: if db.preseeded() {
+                    cloud.image_ids()?
+                } else {
+                    Vec::new()
+                },
             };
             let r = scenarios::run_all(&on, &cloud.daemons, &data, &ceils, &mut rows).await;
             if let Err(e) = r {
@@ -364,7 +381,7 @@ fn accounted(cloud: &Cloud, db: &Db) -> Vec<cpu::Proc> {
             pid: d.pid(),
         })
         .collect();
-    if let Db::Mysql(server) = db {
+    if let Db::Mysql(server, _) = db {
         let port = url::Url::parse(server)
             .ok()
             .map(|u| u.port().unwrap_or(3306));
