@@ -12,6 +12,6 @@ dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 && d
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev libssl-dev pkg-config >/dev/null
 }
-cargo build --release -p glance-registry -p glance-api -p glance-tests \
+cargo build --release -p glance-registry -p glance-api -p glance-bench \
   --bin glance-registry --bin glance-manage --bin glance-api --bin glance-bench >&2
 exec ./target/release/glance-bench "$@"

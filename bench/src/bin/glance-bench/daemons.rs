@@ -22,19 +22,26 @@ use crate::load::{Client, Target, empty};
 /// Which database the registry gets.
 #[derive(Debug, Clone)]
 pub enum Db {
-    /// A SQLite file in the run directory.
-    Sqlite,
-    /// A fresh database on this MariaDB/MySQL server URL.
-    Mysql(String),
+    /// A SQLite file in the run directory: empty, or a copy of this (pre-seeded) file.
+    Sqlite(Option<PathBuf>),
+    /// A fresh database on this MariaDB/MySQL server URL, or this existing (pre-seeded)
+    /// database on it, which is kept afterwards.
+    Mysql(String, Option<String>),
 }
 
 impl Db {
     /// Name in the report.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Sqlite => "sqlite",
-            Self::Mysql(_) => "mariadb",
+            Self::Sqlite(_) => "sqlite",
+            Self::Mysql(..) => "mariadb",
         }
+    }
+
+    /// Whether the run starts from a database seeded beforehand (`scripts/bench-seed.sh`),
+    /// whose images count towards `--images`.
+    pub fn preseeded(&self) -> bool {
+        matches!(self, Self::Sqlite(Some(_)) | Self::Mysql(_, Some(_)))
     }
 }
 
@@ -69,6 +76,7 @@ pub struct Cloud {
     /// The daemons, registry first.
     pub daemons: Vec<Daemon>,
     drop_db: Option<(String, String)>,
+    db_url: String,
     dir: tempfile::TempDir,
 }
 
@@ -131,11 +139,23 @@ impl Cloud {
         let images = dir.path().join("images");
         std::fs::create_dir_all(&images)?;
         let (url, drop_db) = match db {
-            Db::Sqlite => (
-                format!("sqlite:///{}/glance.sqlite", dir.path().display()),
-                None,
-            ),
-            Db::Mysql(server) => {
+            Db::Sqlite(from) => {
+                let file = dir.path().join("glance.sqlite");
+                // A copy, so that every run starts from the same seeded file and its
+                // db_sync (which may add this build's migrations) leaves the file as it was.
+                if let Some(from) = from {
+                    std::fs::copy(from, &file)
+                        .with_context(|| format!("cannot copy {}", from.display()))?;
+                }
+                (format!("sqlite:///{}", file.display()), None)
+            }
+            Db::Mysql(server, Some(name)) => {
+                let mut u =
+                    url::Url::parse(server).with_context(|| format!("bad --mysql-url {server}"))?;
+                u.set_path(&format!("/{name}"));
+                (u.to_string(), None)
+            }
+            Db::Mysql(server, None) => {
                 let (u, d) = mysql_database(server)?;
                 (u, Some(d))
             }
@@ -175,6 +195,7 @@ impl Cloud {
             api: Target::local(([127, 0, 0, 1], aport).into()),
             daemons: Vec::new(),
             drop_db,
+            db_url: url,
             dir,
         };
         let logs = cloud.dir.path().to_path_buf();
@@ -200,6 +221,20 @@ impl Cloud {
         let api = cloud.api.clone();
         cloud.wait_healthy(1, &api).await?;
         Ok(cloud)
+    }
+
+    /// The ids of the live images in the registry's database, oldest first: the catalogue
+    /// of a pre-seeded database, read in SQL (paging 200,000 images through the API takes
+    /// minutes, and is not what is measured).
+    pub fn image_ids(&self) -> Result<Vec<String>> {
+        use diesel::prelude::*;
+        use glance_registry::db::schema::images;
+        let mut conn = DbConnection::open(&DbUrl::parse(&self.db_url)?)?;
+        Ok(images::table
+            .filter(images::deleted.eq(false))
+            .order((images::created_at, images::id))
+            .select(images::id)
+            .load::<String>(&mut conn)?)
     }
 
     /// Copies the daemons' logs to `dest_dir` (called when a run fails, before the run

@@ -7,7 +7,7 @@
 //! a second page by marker. Prints p50/p99 and each query's plan.
 //!
 //! ```sh
-//! cargo run --release -p glance-tests --bin registry-bench -- [--images 100000] [--mysql mysql://root@127.0.0.1:3306/mysql] [--postgres URL]
+//! cargo run --release -p glance-bench --bin registry-bench -- [--images 100000] [--mysql mysql://root@127.0.0.1:3306/mysql] [--postgres URL]
 //! ```
 //! SQLite always; MariaDB / PostgreSQL when their server URL is given (a fresh database is
 //! created on that server and dropped afterwards).

@@ -83,6 +83,8 @@ pub struct On<'a> {
     pub target: &'a Target,
     pub procs: &'a Procs,
     pub store: Option<std::path::PathBuf>,
+    /// The live images of a database seeded beforehand: they count towards `plan.images`.
+    pub preseeded: Vec<String>,
 }
 
 /// Every selected section against `target`; `daemons` are sampled for RSS (empty for a
@@ -376,33 +378,47 @@ async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()>
         target,
         ..
     } = *on;
+    let found = on.preseeded.clone();
+    if !found.is_empty() {
+        eprintln!(
+            "[{backend}] the pre-seeded database has {} images",
+            found.len()
+        );
+    }
     let t = std::time::Instant::now();
     let retries = Arc::new(AtomicUsize::new(0));
     let counter = retries.clone();
-    let ids = load::run_count(target, plan.images, 16, move |mut c: Client, i| {
-        let counter = counter.clone();
-        async move {
-            // Seeding is not a measured figure: a failed create (e.g. SQLite's "database is
-            // locked" under concurrent writers) is retried, and the retries are reported.
-            let mut attempt = 0;
-            loop {
-                match load::create_image(&mut c, seed_body(i)).await {
-                    Ok(id) => return Ok((c, id)),
-                    Err(e) if attempt >= 1000 => return Err(e),
-                    Err(_) => {
-                        attempt += 1;
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis((2 * attempt).min(50))).await;
+    let first = found.len();
+    let mut seeded = load::run_count(
+        target,
+        plan.images.saturating_sub(first),
+        16,
+        move |mut c: Client, i| {
+            let i = first + i;
+            let counter = counter.clone();
+            async move {
+                // Seeding is not a measured figure: a failed create (e.g. SQLite's "database is
+                // locked" under concurrent writers) is retried, and the retries are reported.
+                let mut attempt = 0;
+                loop {
+                    match load::create_image(&mut c, seed_body(i)).await {
+                        Ok(id) => return Ok((c, id)),
+                        Err(e) if attempt >= 1000 => return Err(e),
+                        Err(_) => {
+                            attempt += 1;
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis((2 * attempt).min(50))).await;
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
     .await?;
     let retried = retries.load(Ordering::Relaxed);
     eprintln!(
         "[{backend}] seeded {} images (10 properties, 2 tags each) in {:.1} s{}",
-        ids.len(),
+        seeded.len(),
         t.elapsed().as_secs_f64(),
         if retried > 0 {
             format!(" ({retried} creates failed and were retried)")
@@ -410,6 +426,10 @@ async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()>
             String::new()
         }
     );
+    // Only the images this run created are deleted afterwards.
+    let created = seeded.clone();
+    let mut ids = found;
+    ids.append(&mut seeded);
     let ids = Arc::new(ids);
     let cases: [(&str, Op); 3] = [
         ("show", Op::Show(ids.clone())),
@@ -419,7 +439,7 @@ async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()>
             Op::Get("/v2/images?limit=25&os_distro=cirros".into()),
         ),
     ];
-    let n = plan.images;
+    let n = ids.len();
     for (name, op) in &cases {
         for c in [1, 64] {
             let figure = format!("{name} of {n} images, c={c}");
@@ -443,7 +463,7 @@ async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()>
         }
     }
     if plan.cleanup {
-        let ids = ids.clone();
+        let ids = Arc::new(created);
         load::run_count(target, ids.len(), 16, move |mut c: Client, i| {
             let ids = ids.clone();
             async move {

@@ -212,7 +212,19 @@ impl Row {
             .map(|c| self.median() * c.per_unit / c.value)
     }
 
-    fn cells(&self) -> Vec<String> {
+    /// The "met" cell. A quick run (small sizes, 1 s runs, 1,000 images) is a smoke test of
+    /// the benchmark: its figures are not what the targets are set for, so a row with a
+    /// target says it was not judged rather than a verdict of "no".
+    fn met_cell(&self, judged: bool) -> &'static str {
+        match (self.met, judged) {
+            (None, _) => "",
+            (Some(_), false) => "n/a (quick)",
+            (Some(true), true) => "yes",
+            (Some(false), true) => "**no**",
+        }
+    }
+
+    fn cells(&self, judged: bool) -> Vec<String> {
         let lat = |v: &[f64]| {
             if v.is_empty() {
                 String::new()
@@ -225,11 +237,6 @@ impl Row {
             (Some(c), Some(r)) => format!("{:.0}% of {}", r * 100.0, c.name),
             _ => String::new(),
         };
-        let met = match self.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "",
-        };
         vec![
             self.figure.clone(),
             self.backend.clone(),
@@ -239,13 +246,13 @@ impl Row {
             lat(&self.p99_ms),
             ceiling,
             self.target.clone(),
-            met.into(),
+            self.met_cell(judged).into(),
             self.note.clone(),
             self.cpu_cell(),
         ]
     }
 
-    fn json(&self) -> Value {
+    fn json(&self, judged: bool) -> Value {
         let (cpu_us, cores) = self.cpu_per_unit();
         json!({
             "figure": self.figure,
@@ -260,7 +267,8 @@ impl Row {
             "ceiling": self.ceiling.as_ref().map(|c| json!({"name": c.name, "value": c.value})),
             "ratio": self.ratio(),
             "target": self.target,
-            "met": self.met,
+            // Not judged (a quick run): null, as for a row without a target.
+            "met": self.met.filter(|_| judged),
             "note": self.note,
             "cpu_unit": self.cpu_unit,
             "cpu_us_per_unit": cpu_us
@@ -278,8 +286,9 @@ impl Row {
     }
 }
 
-/// The markdown table of all rows.
-pub fn table(rows: &[Row]) -> String {
+/// The markdown table of all rows; with `judged` false (a quick run) no row is marked as
+/// meeting or missing its target.
+pub fn table(rows: &[Row], judged: bool) -> String {
     let head = [
         "figure",
         "db",
@@ -295,15 +304,68 @@ pub fn table(rows: &[Row]) -> String {
     ];
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {
-        out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
+        out.push_str(&format!("| {} |\n", r.cells(judged).join(" | ")));
     }
     out
 }
 
-/// All rows and the run's context as JSON.
-pub fn json_doc(rows: &[Row], context: Value) -> Value {
+/// All rows and the run's context as JSON (`met` is null in every row when not `judged`).
+pub fn json_doc(rows: &[Row], context: Value, judged: bool) -> Value {
     json!({
         "context": context,
-        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "rows": rows.iter().map(|r| r.json(judged)).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Row, json_doc, table};
+
+    fn rows() -> Vec<Row> {
+        let row = |figure: &str, met: Option<bool>| Row {
+            figure: figure.into(),
+            backend: "sqlite".into(),
+            unit: "req/s",
+            values: vec![1.0],
+            target: if met.is_some() {
+                "≥ 2 req/s".into()
+            } else {
+                String::new()
+            },
+            met,
+            ..Row::default()
+        };
+        vec![
+            row("missed", Some(false)),
+            row("met", Some(true)),
+            row("untargeted", None),
+        ]
+    }
+
+    /// The met cell of each row, in order.
+    fn verdicts(table: &str) -> Vec<String> {
+        table
+            .lines()
+            .skip(2)
+            .map(|l| l.split(" | ").nth(8).unwrap_or("?").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_judged_run_marks_each_target() {
+        assert_eq!(verdicts(&table(&rows(), true)), ["**no**", "yes", ""]);
+        let doc = json_doc(&rows(), serde_json::Value::Null, true);
+        assert_eq!(doc["rows"][0]["met"], false);
+        assert_eq!(doc["rows"][1]["met"], true);
+    }
+
+    #[test]
+    fn a_quick_run_judges_no_target() {
+        let t = table(&rows(), false);
+        assert!(!t.contains("**no**"), "{t}");
+        assert_eq!(verdicts(&t), ["n/a (quick)", "n/a (quick)", ""]);
+        let doc = json_doc(&rows(), serde_json::Value::Null, false);
+        assert!(doc["rows"][0]["met"].is_null());
+        assert!(doc["rows"][1]["met"].is_null());
+    }
 }
