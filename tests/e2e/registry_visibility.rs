@@ -14,19 +14,9 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestRegistry, backends};
 
-const VISIBILITIES: [Visibility; 4] = [
-    Visibility::Public,
-    Visibility::Private,
-    Visibility::Shared,
-    Visibility::Community,
-];
+const VISIBILITIES: [Visibility; 4] = Visibility::ALL;
 
-const MEMBERSHIPS: [Option<MemberStatus>; 4] = [
-    None,
-    Some(MemberStatus::Pending),
-    Some(MemberStatus::Accepted),
-    Some(MemberStatus::Rejected),
-];
+const MEMBERSHIPS: [Option<MemberStatus>; 4] = MemberStatus::OR_NONE;
 
 /// The owner of every image, and the project that is (or is not) a member of each.
 const OWNER: &str = "owner-p";

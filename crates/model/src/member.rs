@@ -23,6 +23,14 @@ pub enum MemberStatus {
 }
 
 impl MemberStatus {
+    /// A project's standing on an image: not a member, or a member with each status.
+    pub const OR_NONE: [Option<MemberStatus>; 4] = [
+        None,
+        Some(Self::Pending),
+        Some(Self::Accepted),
+        Some(Self::Rejected),
+    ];
+
     /// The wire and database spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -54,6 +54,9 @@ pub enum Visibility {
 }
 
 impl Visibility {
+    /// Every visibility, for walking them all (tests of the rule and of its SQL form).
+    pub const ALL: [Visibility; 4] = [Self::Public, Self::Private, Self::Shared, Self::Community];
+
     /// The wire and database spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -105,18 +108,8 @@ mod tests {
         assert!("Public".parse::<Visibility>().is_err());
     }
 
-    const ALL: [Visibility; 4] = [
-        Visibility::Public,
-        Visibility::Private,
-        Visibility::Shared,
-        Visibility::Community,
-    ];
-    const MEMBERSHIPS: [Option<MemberStatus>; 4] = [
-        None,
-        Some(MemberStatus::Pending),
-        Some(MemberStatus::Accepted),
-        Some(MemberStatus::Rejected),
-    ];
+    const ALL: [Visibility; 4] = Visibility::ALL;
+    const MEMBERSHIPS: [Option<MemberStatus>; 4] = MemberStatus::OR_NONE;
 
     #[test]
     fn admins_and_owners_see_everything() {
