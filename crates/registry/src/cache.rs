@@ -296,6 +296,25 @@ impl RecordCache {
         });
     }
 
+    /// The counters of the last read of them to finish, with no wait for a new one; `None`
+    /// before the first. An image loaded now may be kept under them ([`Self::keep`]): that
+    /// read started before the load, so a change committed after it moves the counter past
+    /// the entry's value and the entry is never served; at worst a change to another image
+    /// of the stripe makes it miss.
+    pub fn last_read(&self) -> Option<Arc<Generations>> {
+        self.fresh.latest()
+    }
+
+    /// Whether an unexpired entry is held for the image. Without one, a show has nothing to
+    /// check against the counters, so it need not wait for a read of them: it loads the
+    /// image at once and keeps it under [`Self::last_read`].
+    pub fn holds(&self, id: &ImageId) -> bool {
+        self.lock()
+            .map
+            .peek(id)
+            .is_some_and(|r| r.loaded.elapsed() < self.opts.max_age)
+    }
+
     /// Keeps the JSON of an image this registry has just created, so that the reads that
     /// usually follow a create (a client's show, glance-api's read before an upload or a
     /// delete) need not go to the database. No read of the counters is made for it: those

