@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Seeds a database with N images shaped exactly as glance-bench seeds them through the API
 # (public, queued, `glance-bench-<i>` with os_distro + prop_1…prop_9 and two tags), in SQL,
+# each image's properties and tags side by side as one create writes them,
 # so a large catalogue (200,000 images) takes a minute instead of an hour of API creates.
 # glance-bench then uses it with --sqlite-file FILE or --mysql-url SERVER --mysql-db NAME.
 #   scripts/bench-seed.sh sqlite /var/tmp/seed-200k.sqlite 200000
@@ -42,14 +43,17 @@ INSERT INTO images (id, name, size, status, created_at, updated_at, deleted, dis
   SELECT id, printf('glance-bench-%05d', i), NULL, 'queued', at, at, 0, 'qcow2', 'bare', NULL,
     0, 0, 0, 'public', 0 FROM seeded ORDER BY i;
 INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)
-  SELECT s.id, 'os_distro', d.column2, s.at, s.at, 0
-  FROM seeded s JOIN (VALUES $distros) d ON d.column1 = s.i % 10 ORDER BY s.i;
-INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)
-  SELECT s.id, 'prop_' || p.i, 'value-' || (s.i % (p.i * 7)), s.at, s.at, 0
-  FROM seeded s JOIN seq p ON p.i BETWEEN 1 AND 9 ORDER BY s.i, p.i;
+  SELECT image_id, name, value, at, at, 0 FROM (
+    SELECT s.i AS i, 0 AS k, s.id AS image_id, 'os_distro' AS name, d.column2 AS value, s.at AS at
+    FROM seeded s JOIN (VALUES $distros) d ON d.column1 = s.i % 10
+    UNION ALL SELECT s.i, p.i, s.id, 'prop_' || p.i, 'value-' || (s.i % (p.i * 7)), s.at
+    FROM seeded s JOIN seq p ON p.i BETWEEN 1 AND 9)
+  ORDER BY i, k;
 INSERT INTO image_tags (image_id, value, created_at, updated_at, deleted)
-  SELECT id, 'glance-bench', at, at, 0 FROM seeded
-  UNION ALL SELECT id, 'tag-' || (i % 20), at, at, 0 FROM seeded;
+  SELECT image_id, value, at, at, 0 FROM (
+    SELECT i, 0 AS k, id AS image_id, 'glance-bench' AS value, at FROM seeded
+    UNION ALL SELECT i, 1, id, 'tag-' || (i % 20), at FROM seeded)
+  ORDER BY i, k;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 SQL
@@ -83,14 +87,17 @@ INSERT INTO images (id, name, size, status, created_at, updated_at, deleted, dis
   SELECT id, CONCAT('glance-bench-', LPAD(i, 5, '0')), NULL, 'queued', at, at, 0, 'qcow2', 'bare',
     NULL, 0, 0, 0, 'public', 0 FROM bench_seeded ORDER BY i;
 INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)
-  SELECT s.id, 'os_distro', d.d, s.at, s.at, 0 FROM bench_seeded s JOIN bench_distros d ON d.k = s.i % 10
-  ORDER BY s.i;
-INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)
-  SELECT s.id, CONCAT('prop_', p.i), CONCAT('value-', s.i % (p.i * 7)), s.at, s.at, 0
-  FROM bench_seeded s JOIN bench_seq p ON p.i BETWEEN 1 AND 9 ORDER BY s.i, p.i;
+  SELECT image_id, name, value, at, at, 0 FROM (
+    SELECT s.i AS i, 0 AS k, s.id AS image_id, 'os_distro' AS name, d.d AS value, s.at AS at
+    FROM bench_seeded s JOIN bench_distros d ON d.k = s.i % 10
+    UNION ALL SELECT s.i, p.i, s.id, CONCAT('prop_', p.i), CONCAT('value-', s.i % (p.i * 7)), s.at
+    FROM bench_seeded s JOIN bench_seq p ON p.i BETWEEN 1 AND 9) AS props
+  ORDER BY i, k;
 INSERT INTO image_tags (image_id, value, created_at, updated_at, deleted)
-  SELECT id, 'glance-bench', at, at, 0 FROM bench_seeded
-  UNION ALL SELECT id, CONCAT('tag-', i % 20), at, at, 0 FROM bench_seeded;
+  SELECT image_id, value, at, at, 0 FROM (
+    SELECT i, 0 AS k, id AS image_id, 'glance-bench' AS value, at FROM bench_seeded
+    UNION ALL SELECT i, 1, id, CONCAT('tag-', i % 20), at FROM bench_seeded) AS tags
+  ORDER BY i, k;
 DROP TABLE bench_seq, bench_seeded, bench_distros;
 ANALYZE TABLE images, image_properties, image_tags;
 SQL
@@ -111,14 +118,17 @@ INSERT INTO images (id, name, size, status, created_at, updated_at, deleted, dis
   SELECT id, 'glance-bench-' || lpad(i::text, 5, '0'), NULL, 'queued', at, at, false, 'qcow2', 'bare',
     NULL, 0, 0, false, 'public', false FROM seeded ORDER BY i;
 INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)
-  SELECT s.id, 'os_distro', d.d, s.at, s.at, false FROM seeded s
-  JOIN (VALUES $distros) AS d(k, d) ON d.k = s.i % 10 ORDER BY s.i;
-INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)
-  SELECT s.id, 'prop_' || p, 'value-' || (s.i % (p * 7)), s.at, s.at, false
-  FROM seeded s CROSS JOIN generate_series(1, 9) AS p ORDER BY s.i, p;
+  SELECT image_id, name, value, at, at, false FROM (
+    SELECT s.i AS i, 0 AS k, s.id AS image_id, 'os_distro' AS name, d.d AS value, s.at AS at
+    FROM seeded s JOIN (VALUES $distros) AS d(k, d) ON d.k = s.i % 10
+    UNION ALL SELECT s.i, p, s.id, 'prop_' || p, 'value-' || (s.i % (p * 7)), s.at
+    FROM seeded s CROSS JOIN generate_series(1, 9) AS p) AS props
+  ORDER BY i, k;
 INSERT INTO image_tags (image_id, value, created_at, updated_at, deleted)
-  SELECT id, 'glance-bench', at, at, false FROM seeded
-  UNION ALL SELECT id, 'tag-' || (i % 20), at, at, false FROM seeded;
+  SELECT image_id, value, at, at, false FROM (
+    SELECT i, 0 AS k, id AS image_id, 'glance-bench' AS value, at FROM seeded
+    UNION ALL SELECT i, 1, id, 'tag-' || (i % 20), at FROM seeded) AS tags
+  ORDER BY i, k;
 ANALYZE;
 SQL
   ;;
