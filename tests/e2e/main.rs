@@ -8,6 +8,7 @@
 )]
 
 mod adoption;
+mod adoption_releases;
 mod api_data;
 mod api_download_integrity;
 mod api_images;

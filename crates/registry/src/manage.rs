@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{IniSet, RegistryConfig};
-use crate::db::{Database, DbUrl, PoolOptions, migrate, purge};
+use crate::db::{Database, DbUrl, PoolOptions, glance_releases, migrate, purge};
 use crate::error::RegistryError;
 
 /// Command line of `glance-manage`.
@@ -162,9 +162,15 @@ fn describe_sync(url: &DbUrl, r: &migrate::SyncReport) -> String {
     let mut out = String::new();
     if let Some(alembic) = &r.adopted_alembic {
         out.push_str(&format!(
-            "Adopted a database created by OpenStack Glance (alembic revision {}); no rows were changed.\n",
+            "Adopted a database created by OpenStack Glance (alembic revision {}); every row kept.\n",
             alembic.join(", ")
         ));
+        if !r.glance_changes.is_empty() {
+            out.push_str(&format!(
+                "Applied Glance's schema changes since then: {}\n",
+                r.glance_changes.join(", ")
+            ));
+        }
     }
     if r.applied.is_empty() {
         out.push_str(&format!("Database {url} is up to date.\n"));
@@ -179,22 +185,27 @@ fn describe_sync(url: &DbUrl, r: &migrate::SyncReport) -> String {
     out
 }
 
+/// Glance's `db_version` prints the alembic revision alone on its line; tools that parse it
+/// still find it first, with ours beside it.
 fn describe_version(st: &migrate::SchemaState) -> String {
-    let current = st
+    let ours = st
         .applied
         .last()
         .map_or("none (run `glance-manage db_sync`)", String::as_str);
-    let mut out = format!("Schema version: {current}\n");
+    let glance = if !st.alembic.is_empty() {
+        st.alembic.join(", ")
+    } else if st.applied.is_empty() {
+        "none".to_string()
+    } else {
+        // A database we created has Glance's 2024.1 schema (our first migration) and no
+        // alembic_version table of its own.
+        glance_releases::TARGET_REVISION.to_string()
+    };
+    let mut out = format!("{glance} (this project's schema: {ours})\n");
     if !st.pending.is_empty() {
         out.push_str(&format!(
             "Pending migrations: {} (run `glance-manage db_sync`)\n",
             st.pending.join(", ")
-        ));
-    }
-    if !st.alembic.is_empty() {
-        out.push_str(&format!(
-            "Glance alembic revision: {}\n",
-            st.alembic.join(", ")
         ));
     }
     out

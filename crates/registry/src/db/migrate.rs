@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::{Backend, DbConnection};
+use super::{Backend, DbConnection, glance_releases};
 use crate::error::RegistryError;
 
 #[cfg(feature = "sqlite")]
@@ -66,6 +66,8 @@ pub struct SyncReport {
     pub applied: Vec<String>,
     /// Set when a Glance-made database (these alembic revisions) was adopted in this run.
     pub adopted_alembic: Option<Vec<String>>,
+    /// Glance's revisions whose schema changes the adoption applied (empty for a 2024.1 database).
+    pub glance_changes: Vec<&'static str>,
     /// The schema after the run.
     pub state: SchemaState,
 }
@@ -146,8 +148,9 @@ pub fn state(conn: &mut DbConnection) -> Result<SchemaState, RegistryError> {
 pub fn sync(conn: &mut DbConnection) -> Result<SyncReport, RegistryError> {
     let before = state(conn)?;
     let mut adopted = None;
+    let mut glance_changes = Vec::new();
     if before.applied.is_empty() && !before.alembic.is_empty() {
-        adopt(conn, &before.alembic)?;
+        glance_changes = adopt(conn, &before.alembic)?;
         adopted = Some(before.alembic.clone());
     } else if before.applied.is_empty() && table_exists(conn, "images")? {
         return Err(RegistryError::Migration(
@@ -170,31 +173,29 @@ pub fn sync(conn: &mut DbConnection) -> Result<SyncReport, RegistryError> {
     Ok(SyncReport {
         applied,
         adopted_alembic: adopted,
+        glance_changes,
         state: state(conn)?,
     })
 }
 
-/// Takes over a database Glance created: checks it has the columns this build reads
-/// (Glance 2024.1 or newer), converts PostgreSQL's native visibility enum to text, and
-/// records our first migration as applied. No row is touched.
-fn adopt(conn: &mut DbConnection, alembic: &[String]) -> Result<(), RegistryError> {
-    for probe in [
-        "SELECT id, os_hidden, os_hash_algo, os_hash_value FROM images WHERE 1 = 0",
-        "SELECT image_id, request_id, user_id FROM tasks WHERE 1 = 0",
-        "SELECT node_reference_id FROM node_reference WHERE 1 = 0",
-    ] {
-        diesel::sql_query(probe).execute(conn).map_err(|e| {
-            RegistryError::Migration(format!(
-                "this Glance database (alembic revision {}) is older than Glance 2024.1: {e}. \
-                 Upgrade it with Glance's own `glance-manage db sync` first",
-                alembic.join(", ")
-            ))
-        })?;
+/// Takes over a database Glance created: refuses an alembic revision it does not know (before
+/// changing anything), applies the schema changes Glance made between that revision and 2024.1
+/// ([`glance_releases`]), converts PostgreSQL's native visibility enum to text, and records our
+/// first migration as applied. Every row is kept.
+fn adopt(conn: &mut DbConnection, alembic: &[String]) -> Result<Vec<&'static str>, RegistryError> {
+    glance_releases::check_known(alembic)?;
+    let mut changes = Vec::new();
+    if conn.backend() == Backend::Mysql {
+        // MySQL commits each DDL statement implicitly, so a transaction would not hold them.
+        changes = glance_releases::upgrade_to_2024_1(conn, alembic)?;
     }
     // Diesel's own bookkeeping table, as `run_pending_migrations` would create it.
     let version_table = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations \
         (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)";
     conn.transaction(|conn| {
+        if conn.backend() != Backend::Mysql {
+            changes = glance_releases::upgrade_to_2024_1(conn, alembic)?;
+        }
         if conn.backend() == Backend::Postgres {
             // Glance declares visibility as a native enum on PostgreSQL; text parameters
             // cannot be compared with it, so it becomes the VARCHAR + CHECK we create.
@@ -210,7 +211,8 @@ fn adopt(conn: &mut DbConnection, alembic: &[String]) -> Result<(), RegistryErro
         ))
             .execute(conn)?;
         Ok::<_, RegistryError>(())
-    })
+    })?;
+    Ok(changes)
 }
 
 /// Reverts the newest migration (used by tests that check every `down.sql`).

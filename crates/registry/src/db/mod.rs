@@ -5,6 +5,7 @@
 
 mod committer;
 pub mod generations;
+pub mod glance_releases;
 pub mod images;
 pub mod leases;
 pub mod locked;
