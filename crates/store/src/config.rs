@@ -77,6 +77,40 @@ impl Default for HttpConfig {
     }
 }
 
+/// An rbd (Ceph RADOS block device) store's settings, with glance_store's option names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RbdConfig {
+    /// `rbd_store_pool`: the pool images are created in (default `images`).
+    pub pool: String,
+    /// `rbd_store_user`: the cephx user, without `client.` (default: librados's, `admin`).
+    pub user: Option<String>,
+    /// `rbd_store_ceph_conf`: the Ceph config file, always handed to librados (without one it
+    /// would look the monitors up in DNS). Default `/etc/ceph/ceph.conf`.
+    pub ceph_conf: PathBuf,
+    /// `rbd_store_chunk_size` (MiB, a power of two, default 8): the RBD object size, the step
+    /// an image of unknown size grows by, and the read chunk.
+    pub chunk_size_mib: u64,
+    /// `rados_connect_timeout` (seconds; 0: librados's own, 5 minutes): how long connecting
+    /// may take, and each monitor and OSD operation afterwards, so that a cluster that goes
+    /// away fails an upload instead of hanging it.
+    pub connect_timeout_secs: u64,
+    /// `rbd_thin_provisioning` (default false): chunks that are all zeros are not written.
+    pub thin_provisioning: bool,
+}
+
+impl Default for RbdConfig {
+    fn default() -> Self {
+        Self {
+            pool: "images".to_string(),
+            user: None,
+            ceph_conf: PathBuf::from("/etc/ceph/ceph.conf"),
+            chunk_size_mib: 8,
+            connect_timeout_secs: 0,
+            thin_provisioning: false,
+        }
+    }
+}
+
 /// What kind of store a backend is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendKind {
@@ -84,6 +118,8 @@ pub enum BackendKind {
     File(FileConfig),
     /// Read-only http(s) locations.
     Http(HttpConfig),
+    /// Ceph RBD images.
+    Rbd(RbdConfig),
 }
 
 /// One configured store.
@@ -129,11 +165,21 @@ pub const HTTP_OPTIONS: &[&str] = &[
     "http_store_timeout",
 ];
 
+/// Options an rbd store reads from its section.
+pub const RBD_OPTIONS: &[&str] = &[
+    "rbd_store_pool",
+    "rbd_store_user",
+    "rbd_store_ceph_conf",
+    "rbd_store_chunk_size",
+    "rados_connect_timeout",
+    "rbd_thin_provisioning",
+];
+
 /// Options every store section may carry.
 pub const COMMON_OPTIONS: &[&str] = &["store_description", "weight"];
 
 /// Store types glance_store knows but this build does not provide.
-const UNSUPPORTED_TYPES: &[&str] = &["rbd", "swift", "cinder", "vmware", "s3", "sheepdog"];
+const UNSUPPORTED_TYPES: &[&str] = &["swift", "cinder", "vmware", "s3", "sheepdog"];
 
 impl StoresConfig {
     /// Reads the store configuration from glance-api's files.
@@ -330,14 +376,42 @@ impl StoresConfig {
                         .unwrap_or(d.timeout_secs),
                 })
             }
+            "rbd" => {
+                let d = RbdConfig::default();
+                let chunk_size_mib = parsed("rbd_store_chunk_size", &|v| {
+                    parse_u64(v).and_then(|n| {
+                        if n.is_power_of_two() && n <= 32 {
+                            Ok(n)
+                        } else {
+                            Err("expected a power of two from 1 to 32 (MiB)".to_string())
+                        }
+                    })
+                })?
+                .unwrap_or(d.chunk_size_mib);
+                BackendKind::Rbd(RbdConfig {
+                    pool: raw("rbd_store_pool").map_or(d.pool, |(_, v)| v.trim().to_string()),
+                    user: raw("rbd_store_user")
+                        .map(|(_, v)| v.trim().to_string())
+                        .filter(|v| !v.is_empty()),
+                    ceph_conf: raw("rbd_store_ceph_conf")
+                        .map(|(_, v)| v.trim())
+                        .filter(|v| !v.is_empty())
+                        .map_or(d.ceph_conf, PathBuf::from),
+                    chunk_size_mib,
+                    connect_timeout_secs: parsed("rados_connect_timeout", &parse_u64)?
+                        .unwrap_or(d.connect_timeout_secs),
+                    thin_provisioning: flag("rbd_thin_provisioning")?
+                        .unwrap_or(d.thin_provisioning),
+                })
+            }
             other if UNSUPPORTED_TYPES.contains(&other) => {
                 return Err(ConfigError(format!(
-                    "store {id}: type {other} is not supported by this glance-api; supported types are file and http"
+                    "store {id}: type {other} is not supported by this glance-api; supported types are file, http and rbd"
                 )));
             }
             other => {
                 return Err(ConfigError(format!(
-                    "store {id}: unknown store type {other:?}; supported types are file and http"
+                    "store {id}: unknown store type {other:?}; supported types are file, http and rbd"
                 )));
             }
         };
@@ -474,8 +548,12 @@ mod tests {
                 "reserved",
             ),
             (
-                "[DEFAULT]\nenabled_backends = ceph:rbd\n[glance_store]\ndefault_backend = ceph\n",
+                "[DEFAULT]\nenabled_backends = ceph:swift\n[glance_store]\ndefault_backend = ceph\n",
                 "not supported",
+            ),
+            (
+                "[DEFAULT]\nenabled_backends = ceph:rbd\n[glance_store]\ndefault_backend = ceph\n[ceph]\nrbd_store_chunk_size = 3\n",
+                "power of two",
             ),
             (
                 "[DEFAULT]\nenabled_backends = fast\n[glance_store]\ndefault_backend = fast\n",
@@ -496,6 +574,34 @@ mod tests {
             let err = StoresConfig::from_ini(&ini(text)).unwrap_err().0;
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn rbd_options_and_defaults() {
+        let cfg = StoresConfig::from_ini(&ini(
+            "[DEFAULT]\nenabled_backends = fast:rbd, slow:rbd\n[glance_store]\ndefault_backend = fast\n\
+             [fast]\nrbd_store_pool = vms\nrbd_store_user = glance\nrbd_store_ceph_conf = /srv/ceph.conf\n\
+             rbd_store_chunk_size = 4\nrados_connect_timeout = 7\nrbd_thin_provisioning = true\n",
+        ))
+        .unwrap();
+        let BackendKind::Rbd(fast) = &cfg.backends[0].kind else {
+            panic!("rbd expected")
+        };
+        assert_eq!(
+            fast,
+            &RbdConfig {
+                pool: "vms".to_string(),
+                user: Some("glance".to_string()),
+                ceph_conf: PathBuf::from("/srv/ceph.conf"),
+                chunk_size_mib: 4,
+                connect_timeout_secs: 7,
+                thin_provisioning: true,
+            }
+        );
+        let BackendKind::Rbd(slow) = &cfg.backends[1].kind else {
+            panic!("rbd expected")
+        };
+        assert_eq!(slow, &RbdConfig::default());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub enum StoreError {
     /// The image data (or the location's target) does not exist.
     #[error("image data not found at {0}")]
     NotFound(String),
+    /// The data is in use and cannot be removed (an RBD snapshot with clones).
+    #[error("{0}")]
+    InUse(String),
     /// Data for this image id already exists in the store.
     #[error("image data for {0} already exists in this store")]
     Duplicate(String),
@@ -125,7 +128,7 @@ impl StoreError {
             | Self::SizeChanged { .. }
             | Self::Truncated { .. } => ErrorKind::Unavailable,
             Self::NotFound(_) => ErrorKind::NotFound,
-            Self::Duplicate(_) => ErrorKind::Conflict,
+            Self::Duplicate(_) | Self::InUse(_) => ErrorKind::Conflict,
             Self::RangeNotSatisfiable { .. } => ErrorKind::RangeNotSatisfiable,
             Self::Config(_) | Self::Io { .. } | Self::Worker(_) => ErrorKind::Internal,
         }

@@ -670,3 +670,13 @@ impl Drop for FileWriter {
         }
     }
 }
+
+impl pipeline::BlockWriter for FileWriter {
+    fn write(&mut self, block: &[u8]) -> Result<(), StoreError> {
+        FileWriter::write(self, block)
+    }
+
+    fn commit(self) -> Result<PathBuf, StoreError> {
+        FileWriter::commit(self)
+    }
+}

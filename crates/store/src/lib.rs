@@ -14,6 +14,8 @@ pub mod hashing;
 pub mod http;
 mod integrity;
 mod pipeline;
+#[cfg(feature = "rbd")]
+pub mod rbd;
 mod stores;
 
 use std::pin::Pin;
@@ -21,13 +23,13 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-pub use config::{BackendConfig, BackendKind, FileConfig, HttpConfig, StoresConfig};
+pub use config::{BackendConfig, BackendKind, FileConfig, HttpConfig, RbdConfig, StoresConfig};
 pub use error::StoreError;
 pub use file::FileStore;
 pub use hashing::HashAlgo;
 pub use http::HttpStore;
 pub use pipeline::{WriteLimits, Written};
-pub use stores::{Added, Store, StoreEntry, StoreInfo, Stores};
+pub use stores::{Added, Store, StoreEntry, StoreInfo, Stores, UploadTarget};
 
 /// The one byte-stream type of this crate (not `Send`: actix bodies need not be).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>>>>;

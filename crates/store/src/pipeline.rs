@@ -11,8 +11,17 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::StoreError;
-use crate::file::FileWriter;
 use crate::hashing::{HashAlgo, Hasher};
+
+/// Where the pipeline's blocks go: a store's writer. It runs on a blocking thread; dropped
+/// without `commit` (any failure, or the caller gone) it removes what it wrote.
+pub(crate) trait BlockWriter: Send + 'static {
+    /// Appends a block.
+    fn write(&mut self, block: &[u8]) -> Result<(), StoreError>;
+    /// Makes the data durable and visible under its final name; returns its final path
+    /// (empty for stores that keep no local file).
+    fn commit(self) -> Result<PathBuf, StoreError>;
+}
 
 /// Blocks in flight per worker.
 const DEPTH: usize = 4;
@@ -40,7 +49,7 @@ pub struct WriteLimits {
 pub struct Written {
     /// The location URI to record (`file:///...`).
     pub location: String,
-    /// Final path on disk.
+    /// Final path on disk (file stores; empty for stores that keep no local file).
     pub path: PathBuf,
     /// Bytes written.
     pub size_bytes: u64,
@@ -78,14 +87,15 @@ fn take_block(buffers: &crate::buffers::Pool) -> Vec<u8> {
 }
 
 /// Runs the pipeline to the end and commits the file, or removes it on any failure.
-pub(crate) async fn pump<S>(
+pub(crate) async fn pump<S, W>(
     mut data: S,
-    writer: FileWriter,
+    writer: W,
     limits: &WriteLimits,
     algo: HashAlgo,
 ) -> Result<Written, StoreError>
 where
     S: Stream<Item = Result<Bytes, StoreError>> + Unpin,
+    W: BlockWriter,
 {
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(DEPTH);
     let (mtx, mrx) = mpsc::channel::<Bytes>(DEPTH);

@@ -13,6 +13,8 @@ use crate::hashing::HashAlgo;
 use crate::http::HttpStore;
 use crate::integrity;
 use crate::pipeline::{WriteLimits, Written};
+#[cfg(feature = "rbd")]
+use crate::rbd::RbdStore;
 use crate::{ByteRange, Fetched, StoreError};
 
 /// One store backend. Enum dispatch: every operation's `match` shows every backend.
@@ -22,6 +24,19 @@ pub enum Store {
     File(FileStore),
     /// Read-only http(s).
     Http(HttpStore),
+    /// Ceph RBD images.
+    #[cfg(feature = "rbd")]
+    Rbd(std::sync::Arc<RbdStore>),
+}
+
+/// The store an upload goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum UploadTarget<'a> {
+    /// A file store.
+    File(&'a FileStore),
+    /// An rbd store.
+    #[cfg(feature = "rbd")]
+    Rbd(&'a std::sync::Arc<RbdStore>),
 }
 
 /// A configured store with its id and display settings.
@@ -78,6 +93,17 @@ impl Stores {
             let store = match &b.kind {
                 BackendKind::File(f) => Store::File(FileStore::new(&b.id, f.clone())),
                 BackendKind::Http(h) => Store::Http(HttpStore::new(&b.id, h)?),
+                #[cfg(feature = "rbd")]
+                BackendKind::Rbd(r) => {
+                    Store::Rbd(std::sync::Arc::new(RbdStore::new(&b.id, r.clone())))
+                }
+                #[cfg(not(feature = "rbd"))]
+                BackendKind::Rbd(_) => {
+                    return Err(StoreError::Config(glance_config::ConfigError(format!(
+                        "store {}: this glance-api was built without rbd support (cargo feature rbd)",
+                        b.id
+                    ))));
+                }
             };
             entries.push(StoreEntry {
                 id: b.id.clone(),
@@ -135,6 +161,9 @@ impl Stores {
                 let status = match &e.store {
                     Store::File(f) => f.check(),
                     Store::Http(_) => Ok(()),
+                    // Connected at first use (see `RbdStore`); its failures answer 503 then.
+                    #[cfg(feature = "rbd")]
+                    Store::Rbd(_) => Ok(()),
                 };
                 (e.id.clone(), status)
             })
@@ -148,6 +177,8 @@ impl Stores {
             .map(|e| match &e.store {
                 Store::File(f) => f.clean_stale_partials(),
                 Store::Http(_) => 0,
+                #[cfg(feature = "rbd")]
+                Store::Rbd(_) => 0,
             })
             .sum()
     }
@@ -160,19 +191,26 @@ impl Stores {
             .map(|e| match &e.store {
                 Store::File(f) => f.remove_partials_of(image_id),
                 Store::Http(_) => 0,
+                #[cfg(feature = "rbd")]
+                Store::Rbd(_) => 0,
             })
             .sum()
     }
 
     /// The store an upload goes to: `requested` (from `X-Image-Meta-Store`) or the default.
-    pub fn for_upload(&self, requested: Option<&str>) -> Result<(&str, &FileStore), StoreError> {
+    pub fn for_upload(
+        &self,
+        requested: Option<&str>,
+    ) -> Result<(&str, UploadTarget<'_>), StoreError> {
         let id = requested.unwrap_or(&self.default_id);
         let entry = self
             .entry(id)
             .ok_or_else(|| StoreError::UnknownStore(id.to_string()))?;
         match &entry.store {
-            Store::File(f) => Ok((entry.id.as_str(), f)),
+            Store::File(f) => Ok((entry.id.as_str(), UploadTarget::File(f))),
             Store::Http(_) => Err(StoreError::ReadOnly(entry.id.clone())),
+            #[cfg(feature = "rbd")]
+            Store::Rbd(r) => Ok((entry.id.as_str(), UploadTarget::Rbd(r))),
         }
     }
 
@@ -189,7 +227,11 @@ impl Stores {
         S: Stream<Item = Result<Bytes, StoreError>> + Unpin,
     {
         let (id, store) = self.for_upload(requested)?;
-        let written = store.add(image_id, data, limits, algo).await?;
+        let written = match store {
+            UploadTarget::File(f) => f.add(image_id, data, limits, algo).await?,
+            #[cfg(feature = "rbd")]
+            UploadTarget::Rbd(r) => r.add(image_id, data, limits, algo).await?,
+        };
         Ok(Added {
             store_id: id.to_string(),
             written,
@@ -220,6 +262,32 @@ impl Stores {
                 });
         }
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        #[cfg(feature = "rbd")]
+        if scheme == "rbd" {
+            // The store whose cluster and pool the location names; else the first rbd store.
+            let loc = crate::rbd::RbdLocation::parse(url)?;
+            let rbd = || {
+                self.entries.iter().filter_map(|e| match &e.store {
+                    Store::Rbd(r) => Some((e, r)),
+                    _ => None,
+                })
+            };
+            return rbd()
+                .find(|(_, r)| {
+                    loc.pool.as_deref().is_none_or(|p| p == r.config().pool)
+                        && loc
+                            .fsid
+                            .as_deref()
+                            .is_none_or(|f| r.fsid().is_none_or(|g| g == f))
+                })
+                .or_else(|| rbd().next())
+                .map(|(e, _)| e)
+                .ok_or_else(|| {
+                    StoreError::BadLocation(
+                        "no rbd store is enabled to read rbd locations".to_string(),
+                    )
+                });
+        }
         if matches!(scheme, "http" | "https") {
             return self
                 .entries
@@ -252,6 +320,8 @@ impl Stores {
         let fetched = match &self.reader_for(url, store_hint)?.store {
             Store::File(f) => f.get(file_path(url).unwrap_or(Path::new(url)), range).await,
             Store::Http(h) => h.get(url, range).await,
+            #[cfg(feature = "rbd")]
+            Store::Rbd(r) => r.get(url, range).await,
         };
         let Some(recorded) = recorded else {
             return fetched;
@@ -267,6 +337,8 @@ impl Stores {
         match &self.reader_for(url, store_hint)?.store {
             Store::File(f) => f.size(file_path(url).unwrap_or(Path::new(url))).await,
             Store::Http(h) => h.size(url).await,
+            #[cfg(feature = "rbd")]
+            Store::Rbd(r) => r.size(url).await,
         }
     }
 
@@ -275,6 +347,8 @@ impl Stores {
         match &self.reader_for(url, store_hint)?.store {
             Store::File(f) => f.delete(file_path(url).unwrap_or(Path::new(url))).await,
             Store::Http(_) => Ok(()),
+            #[cfg(feature = "rbd")]
+            Store::Rbd(r) => r.delete(url).await,
         }
     }
 
@@ -294,6 +368,10 @@ impl Stores {
             Store::Http(h) => h.check_url(url).map(|_| ()),
             Store::File(_) => Err(StoreError::BadLocation(
                 "file locations cannot be added".to_string(),
+            )),
+            #[cfg(feature = "rbd")]
+            Store::Rbd(_) => Err(StoreError::BadLocation(
+                "rbd locations cannot be added".to_string(),
             )),
         }
     }
