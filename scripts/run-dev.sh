@@ -30,9 +30,11 @@ done
 DATA=${GLANCE_DATA_DIR:-$PWD/.data}
 [[ $DATA == /* ]] || DATA=$caller/$DATA
 
-dpkg -s libmariadb-dev >/dev/null 2>&1 && dpkg -s libpq-dev >/dev/null 2>&1 && dpkg -s libssl-dev >/dev/null 2>&1 || {
+# The rbd store (on by default) links librbd and librados.
+build_pkgs=(libmariadb-dev libpq-dev libssl-dev pkg-config librbd-dev librados-dev)
+dpkg -s "${build_pkgs[@]}" >/dev/null 2>&1 || {
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmariadb-dev libpq-dev libssl-dev pkg-config >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${build_pkgs[@]}" >/dev/null
 }
 
 # Every child runs in the background in a process group of its own (job control), and the
