@@ -37,6 +37,7 @@ mod registry_connections;
 mod registry_hardening;
 mod registry_images;
 mod registry_list;
+mod registry_metadefs;
 mod registry_uploads;
 mod registry_visibility;
 mod registry_write_path;

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod manage;
+pub mod metadefs;
 pub mod routes;
 
 pub use app::{AppState, configure, serve};
