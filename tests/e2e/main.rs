@@ -13,6 +13,7 @@ mod api_download_integrity;
 mod api_images;
 mod api_logs;
 mod api_members;
+mod api_metadefs;
 mod api_nul;
 mod api_openapi;
 mod api_ownership;
