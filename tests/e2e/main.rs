@@ -28,6 +28,7 @@ mod harness;
 mod http_plumbing;
 mod keystone;
 mod keystone_scope;
+mod manage_metadefs;
 mod manage_purge;
 mod migrations;
 mod procs;

@@ -1129,3 +1129,250 @@ pub fn dissociate(
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------- catalogue files (glance-manage)
+
+/// How `db_load_metadefs` treats a namespace that is already in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Leave it as it is (no `--merge`).
+    Skip,
+    /// Add what it lacks; with `prefer_new`, also replace what both have.
+    Merge {
+        /// `--prefer_new`.
+        prefer_new: bool,
+    },
+    /// Empty it and load the file's contents (`--overwrite`).
+    Overwrite,
+}
+
+/// What loading one namespace did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// It was new.
+    Created,
+    /// It existed and was merged or overwritten.
+    Updated,
+    /// It existed and was left alone.
+    Skipped,
+}
+
+fn field<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
+    doc.get(key).and_then(Value::as_str)
+}
+
+/// Loads one namespace in Glance's catalogue-file format (no validation beyond shape, as
+/// Glance's loader: the shipped files are trusted). The owner defaults to `admin`.
+pub fn load_namespace(
+    conn: &mut DbConnection,
+    doc: &Value,
+    mode: LoadMode,
+) -> Result<Loaded, RegistryError> {
+    let name = field(doc, "namespace")
+        .ok_or_else(|| RegistryError::bad_request("a catalogue file needs a 'namespace' string"))?;
+    check_name_len(name)?;
+    let now = glance_model::time::now();
+    let existing: Option<i32> = ns::table
+        .select(ns::id)
+        .filter(ns::namespace.eq(name))
+        .first(conn)
+        .optional()?;
+    let values = (
+        ns::display_name.eq(field(doc, "display_name")),
+        ns::description.eq(field(doc, "description")),
+        ns::visibility.eq(field(doc, "visibility")),
+        ns::protected.eq(doc.get("protected").and_then(Value::as_bool)),
+        ns::owner.eq(field(doc, "owner").unwrap_or("admin")),
+    );
+    let (id, outcome, prefer_new) = match (existing, mode) {
+        (Some(_), LoadMode::Skip) => return Ok(Loaded::Skipped),
+        (Some(id), LoadMode::Overwrite) => {
+            for table_delete in [
+                diesel::delete(assoc::table.filter(assoc::namespace_id.eq(id))).execute(conn),
+                diesel::delete(prop::table.filter(prop::namespace_id.eq(id))).execute(conn),
+                diesel::delete(obj::table.filter(obj::namespace_id.eq(id))).execute(conn),
+                diesel::delete(tag::table.filter(tag::namespace_id.eq(id))).execute(conn),
+            ] {
+                table_delete?;
+            }
+            diesel::update(ns::table.filter(ns::id.eq(id)))
+                .set((values, ns::updated_at.eq(now)))
+                .execute(conn)?;
+            (id, Loaded::Updated, true)
+        }
+        (Some(id), LoadMode::Merge { prefer_new }) => {
+            if prefer_new {
+                diesel::update(ns::table.filter(ns::id.eq(id)))
+                    .set((values, ns::updated_at.eq(now)))
+                    .execute(conn)?;
+            }
+            (id, Loaded::Updated, prefer_new)
+        }
+        (None, _) => {
+            diesel::insert_into(ns::table)
+                .values((
+                    ns::namespace.eq(name),
+                    values,
+                    ns::created_at.eq(now),
+                    ns::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            let id = ns::table
+                .select(ns::id)
+                .filter(ns::namespace.eq(name))
+                .first(conn)?;
+            (id, Loaded::Created, true)
+        }
+    };
+    for a in doc
+        .get("resource_type_associations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let a: AssociationInput = serde_json::from_value(a.clone())
+            .map_err(|e| RegistryError::bad_request(format!("{name}: association: {e}")))?;
+        let rid = resource_type_id(conn, &a.name, now)?;
+        let target = assoc::table
+            .filter(assoc::namespace_id.eq(id))
+            .filter(assoc::resource_type_id.eq(rid));
+        let have: i64 = target.count().get_result(conn)?;
+        if have == 0 {
+            diesel::insert_into(assoc::table)
+                .values((
+                    assoc::resource_type_id.eq(rid),
+                    assoc::namespace_id.eq(id),
+                    assoc::prefix.eq(&a.prefix),
+                    assoc::properties_target.eq(&a.properties_target),
+                    assoc::created_at.eq(now),
+                    assoc::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        } else if prefer_new {
+            diesel::update(target)
+                .set((
+                    assoc::prefix.eq(&a.prefix),
+                    assoc::properties_target.eq(&a.properties_target),
+                    assoc::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+    }
+    if let Some(props) = doc.get("properties").and_then(Value::as_object) {
+        for (pname, def) in props {
+            let text = stored_schema(def).to_string();
+            let target = prop::table
+                .filter(prop::namespace_id.eq(id))
+                .filter(prop::name.eq(pname));
+            let have: i64 = target.count().get_result(conn)?;
+            if have == 0 {
+                diesel::insert_into(prop::table)
+                    .values((
+                        prop::namespace_id.eq(id),
+                        prop::name.eq(pname),
+                        prop::json_schema.eq(text),
+                        prop::created_at.eq(now),
+                        prop::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            } else if prefer_new {
+                diesel::update(target)
+                    .set((prop::json_schema.eq(text), prop::updated_at.eq(now)))
+                    .execute(conn)?;
+            }
+        }
+    }
+    for o in doc
+        .get("objects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let o: ObjectInput = serde_json::from_value(o.clone())
+            .map_err(|e| RegistryError::bad_request(format!("{name}: object: {e}")))?;
+        let (required, schema) = object_columns(&o)?;
+        let target = obj::table
+            .filter(obj::namespace_id.eq(id))
+            .filter(obj::name.eq(&o.name));
+        let have: i64 = target.count().get_result(conn)?;
+        if have == 0 {
+            diesel::insert_into(obj::table)
+                .values((
+                    obj::namespace_id.eq(id),
+                    obj::name.eq(&o.name),
+                    obj::description.eq(&o.description),
+                    obj::required.eq(required),
+                    obj::json_schema.eq(schema),
+                    obj::created_at.eq(now),
+                    obj::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        } else if prefer_new {
+            diesel::update(target)
+                .set((
+                    obj::description.eq(&o.description),
+                    obj::required.eq(required),
+                    obj::json_schema.eq(schema),
+                    obj::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+    }
+    for t in doc
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(tname) = field(t, "name") else {
+            return Err(RegistryError::bad_request(format!(
+                "{name}: a tag needs a 'name'"
+            )));
+        };
+        let have: i64 = tag::table
+            .filter(tag::namespace_id.eq(id))
+            .filter(tag::name.eq(tname))
+            .count()
+            .get_result(conn)?;
+        if have == 0 {
+            insert_tag(conn, id, name, tname, now)?;
+        }
+    }
+    Ok(outcome)
+}
+
+fn check_name_len(name: &str) -> Result<(), RegistryError> {
+    glance_model::metadef::check_name("namespace", name).map_err(Into::into)
+}
+
+/// One namespace in Glance's catalogue-file format (what `db_export_metadefs` writes).
+pub fn export_namespace(conn: &mut DbConnection, name: &str) -> Result<Value, RegistryError> {
+    let row: NsRow = ns::table
+        .select(NS_COLUMNS)
+        .filter(ns::namespace.eq(name))
+        .first(conn)?;
+    let (id, visibility, protected) = (row.0, row.4.clone(), row.5);
+    let (_, n) = namespace_of(row);
+    let assocs = associations_by_namespace(conn, vec![id])?
+        .remove(&id)
+        .unwrap_or_default();
+    let objects = objects_of(conn, id, None)?;
+    let tags = tags_of(conn, id, None)?;
+    Ok(serde_json::json!({
+        "namespace": n.namespace,
+        "display_name": n.display_name,
+        "description": n.description,
+        "visibility": visibility,
+        "protected": protected,
+        "owner": n.owner,
+        "resource_type_associations": assocs.iter().map(|a| serde_json::json!({
+            "name": a.name, "prefix": a.prefix, "properties_target": a.properties_target,
+        })).collect::<Vec<_>>(),
+        "properties": properties_of(conn, id)?,
+        "objects": objects.iter().map(|o| serde_json::json!({
+            "name": o.name, "description": o.description, "required": o.required,
+            "properties": o.properties,
+        })).collect::<Vec<_>>(),
+        "tags": tags.iter().map(|t| serde_json::json!({"name": t.name})).collect::<Vec<_>>(),
+    }))
+}
