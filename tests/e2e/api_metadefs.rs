@@ -742,3 +742,61 @@ async fn namespace_pages_link_to_the_next_and_schemas_are_served() -> Result<()>
     .await?;
     Ok(())
 }
+
+/// The metadef rules are overridden in policy.yaml like any other.
+#[actix_web::test]
+async fn metadef_rules_follow_the_policy_file() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(
+        &file,
+        "\"add_metadef_namespace\": \"role:member\"\n\"get_metadef_namespace\": \"role:admin\"\n",
+    )?;
+    let conf = format!(
+        "[paste_deploy]\nflavor = trusted-auth\n[oslo_policy]\npolicy_file = {}\n",
+        file.display()
+    );
+    let c = TestCloud::with_config("sqlite", &conf).await?;
+    let mut w = Walk {
+        c: &c,
+        walked: BTreeSet::new(),
+    };
+    w.call(
+        None,
+        P_MEMBER,
+        Method::POST,
+        NS,
+        Some(json!({"namespace": "OS::ByMember", "visibility": "public"})),
+        201,
+    )
+    .await?;
+    w.call(
+        None,
+        P_READER,
+        Method::POST,
+        NS,
+        Some(json!({"namespace": "OS::ByReader"})),
+        403,
+    )
+    .await?;
+    // Reading it is now for admins only: the member's own public namespace is hidden (404).
+    w.call(
+        None,
+        P_MEMBER,
+        Method::GET,
+        &format!("{NS}/OS::ByMember"),
+        None,
+        404,
+    )
+    .await?;
+    w.call(
+        None,
+        ADMIN,
+        Method::GET,
+        &format!("{NS}/OS::ByMember"),
+        None,
+        200,
+    )
+    .await?;
+    Ok(())
+}
