@@ -117,11 +117,29 @@ if ./scripts/ceph.sh start "$ceph_state" >/dev/null; then
 else
   echo "warning: Ceph did not start; the rbd and s3 store tests will not run" >&2
 fi
+# Glance's own metadefs catalogue (the etc/metadefs files of glance 33.0.0 from PyPI), for the
+# glance-manage load/export round trip (tests/e2e/manage_metadefs.rs). Fetched, never committed.
+md_dir=$(mktemp -d)
+remove_md() { rm -rf "$md_dir"; }
+on_exit_hooks+=(remove_md)
+command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || need_pip=1
+if [ -n "${need_pip:-}" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip unzip >/dev/null
+fi
+command -v unzip >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq unzip >/dev/null; }
+if (cd "$md_dir" && python3 -m pip download -q --no-deps glance==33.0.0 -d . >/dev/null 2>&1 \
+    && unzip -qo glance-33.0.0-*.whl 'glance-33.0.0.data/data/etc/glance/metadefs/*'); then
+  export GLANCE_TEST_METADEFS_DIR="$md_dir/glance-33.0.0.data/data/etc/glance/metadefs"
+else
+  echo "warning: could not fetch glance 33.0.0 from PyPI; the metadefs catalogue test will not run" >&2
+fi
 missing=()
 [ -n "${GLANCE_TEST_MYSQL_URL:-}" ] || missing+=(mariadb)
 [ -n "${GLANCE_TEST_POSTGRES_URL:-}" ] || missing+=(postgresql)
 [ -n "${GLANCE_TEST_KEYSTONE:-}" ] || missing+=(keystone)
 [ -n "${GLANCE_TEST_CEPH:-}" ] || missing+=(ceph)
+[ -n "${GLANCE_TEST_METADEFS_DIR:-}" ] || missing+=(glance-metadefs)
 step_done "ok${missing[*]:+ (not reachable, their tests skipped: $(commas "${missing[@]}"))}"
 
 step fmt

@@ -23,7 +23,9 @@ use crate::http1::SendFile;
 use crate::policy::Enforcer;
 use crate::policy_engine::Policy;
 use crate::registry_client::RegistryClient;
-use crate::routes::{data, health, images, info, members, openapi, versions};
+use crate::routes::{
+    data, health, images, info, members, metadef_items as mi, metadefs as md, openapi, versions,
+};
 use glance_auth::Keystone;
 
 /// Everything a handler needs; cheap to clone.
@@ -217,6 +219,83 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                         .route(web::put().to(members::update_member))
                         .route(web::delete().to(members::delete_member))
                         .default_service(web::to(not_allowed::<ApiHttp>("GET, PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/resource_types")
+                        .route(web::get().to(md::list_resource_types))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces")
+                        .route(web::get().to(md::list_namespaces))
+                        .route(web::post().to(md::create_namespace))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}")
+                        .route(web::get().to(md::show_namespace))
+                        .route(web::put().to(md::update_namespace))
+                        .route(web::delete().to(md::delete_namespace))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/resource_types")
+                        .route(web::get().to(md::list_associations))
+                        .route(web::post().to(md::create_association))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/resource_types/{rt}")
+                        .route(web::delete().to(md::delete_association))
+                        .default_service(web::to(not_allowed::<ApiHttp>("DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/properties")
+                        .route(web::get().to(mi::list_properties))
+                        .route(web::post().to(mi::create_property))
+                        .route(web::delete().to(mi::delete_properties))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/properties/{name}")
+                        .route(web::get().to(mi::show_property))
+                        .route(web::put().to(mi::update_property))
+                        .route(web::delete().to(mi::delete_property))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/objects")
+                        .route(web::get().to(mi::list_objects))
+                        .route(web::post().to(mi::create_object))
+                        .route(web::delete().to(mi::delete_objects))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/objects/{name}")
+                        .route(web::get().to(mi::show_object))
+                        .route(web::put().to(mi::update_object))
+                        .route(web::delete().to(mi::delete_object))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/tags")
+                        .route(web::get().to(mi::list_tags))
+                        .route(web::post().to(mi::set_tags))
+                        .route(web::delete().to(mi::delete_tags))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST, DELETE"))),
+                )
+                .service(
+                    web::resource("/metadefs/namespaces/{ns}/tags/{name}")
+                        .route(web::get().to(mi::show_tag))
+                        .route(web::post().to(mi::create_tag))
+                        .route(web::put().to(mi::update_tag))
+                        .route(web::delete().to(mi::delete_tag))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST, PUT, DELETE"))),
+                )
+                .service(
+                    web::resource("/schemas/metadefs/{name}")
+                        .route(web::get().to(info::show_metadef_schema))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
                 )
                 .service(
                     web::resource("/schemas/{name}")

@@ -9,6 +9,8 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod http1;
+pub mod metadef_schemas;
+pub mod metadef_view;
 pub mod policy;
 pub mod policy_engine;
 pub mod recovery;

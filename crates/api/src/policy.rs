@@ -131,6 +131,45 @@ impl Enforcer {
         self.policy.enforce(action, &creds(ctx), target)
     }
 
+    /// A metadefs action (`get_metadef_namespace`, `add_metadef_property`, ...), with the
+    /// namespace it concerns as the target (`project_id` its owner, `visibility`), or the
+    /// caller's project when there is none (list, create). As in Glance, a refusal is a 404
+    /// when the caller may not even read the namespace, else a 403.
+    pub fn metadef(
+        &self,
+        action: &str,
+        ctx: &Context,
+        ns: Option<&glance_model::metadef::Namespace>,
+    ) -> Result<(), ApiError> {
+        let target = match ns {
+            Some(n) => Target::new()
+                .with("project_id", n.owner.clone())
+                .with("owner", n.owner.clone())
+                .with("visibility", n.visibility.clone())
+                .with("namespace", n.namespace.clone()),
+            None => Target::new().with("project_id", ctx.project_id.clone().unwrap_or_default()),
+        };
+        if self.allowed(action, ctx, &target) {
+            return Ok(());
+        }
+        if let Some(n) = ns
+            && !self.allowed("get_metadef_namespace", ctx, &target)
+        {
+            return Err(ApiError::not_found(format!(
+                "Metadata definition namespace={} was not found.",
+                n.namespace
+            )));
+        }
+        Err(ApiError::forbidden(format!(
+            "You are not authorized to complete {action} action."
+        )))
+    }
+
+    /// Whether `get_metadef_namespace` lets the caller see this namespace (list filtering).
+    pub fn can_see_namespace(&self, ctx: &Context, ns: &glance_model::metadef::Namespace) -> bool {
+        self.metadef("get_metadef_namespace", ctx, Some(ns)).is_ok()
+    }
+
     /// `get_images`: listing at all.
     pub fn list(&self, ctx: &Context) -> Result<(), ApiError> {
         if !ctx.is_project_scoped() {

@@ -9,6 +9,12 @@ use glance_model::wire::{
     HEADER_USER_ID, ImageList, ImageUpdate, Lease, LeaseList, LeaseRequest, LeaseToken, MemberList,
     MemberUpdate, NewImage, NewMember, REGISTRY_CLIENT_IDLE_SECS, UploadComplete, Usage,
 };
+use std::collections::BTreeMap;
+
+use glance_model::metadef::{
+    Association, AssociationInput, FullNamespace, ListedNamespace, Namespace, NamespaceInput,
+    NamespaceQuery, NewNamespace, Object, ObjectInput, ResourceType, Tag, TagsInput,
+};
 use glance_model::{Context, ErrorKind, Image, ImageId, Member};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -235,6 +241,272 @@ impl RegistryClient {
         self.call::<B, serde_json::Value>(ctx, method, path, body)
             .await
             .map(|_| ())
+    }
+
+    // ------------------------------------------------------------ metadata definitions
+
+    fn ns_path(namespace: &str, rest: &str) -> String {
+        format!("/v1/metadefs/namespaces/{}{rest}", encode(namespace))
+    }
+
+    /// One page of the namespaces the caller may see, each with its associations.
+    pub async fn list_namespaces(
+        &self,
+        ctx: &Context,
+        q: &NamespaceQuery,
+    ) -> Result<Vec<ListedNamespace>, ApiError> {
+        let query = serde_urlencoded::to_string(q)
+            .map_err(|e| ApiError::bad_request(format!("bad list query: {e}")))?;
+        let path = format!("/v1/metadefs/namespaces?{query}");
+        let list: NamespaceList = self.expect::<(), _>(ctx, Method::GET, &path, None).await?;
+        Ok(list.namespaces)
+    }
+
+    /// A namespace with everything in it.
+    pub async fn get_namespace(&self, ctx: &Context, ns: &str) -> Result<FullNamespace, ApiError> {
+        self.expect::<(), _>(ctx, Method::GET, &Self::ns_path(ns, ""), None)
+            .await
+    }
+
+    /// Creates a namespace with its contents.
+    pub async fn create_namespace(
+        &self,
+        ctx: &Context,
+        new: &NewNamespace,
+    ) -> Result<FullNamespace, ApiError> {
+        self.expect(ctx, Method::POST, "/v1/metadefs/namespaces", Some(new))
+            .await
+    }
+
+    /// Replaces a namespace's attributes.
+    pub async fn update_namespace(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        input: &NamespaceInput,
+    ) -> Result<Namespace, ApiError> {
+        self.expect(ctx, Method::PUT, &Self::ns_path(ns, ""), Some(input))
+            .await
+    }
+
+    /// Deletes a namespace (`""`), or all of its `"/properties"`, `"/objects"` or `"/tags"`.
+    pub async fn delete_in_namespace(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        self.no_content::<()>(ctx, Method::DELETE, &Self::ns_path(ns, what), None)
+            .await
+    }
+
+    /// A namespace's properties.
+    pub async fn list_metadef_properties(
+        &self,
+        ctx: &Context,
+        ns: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>, ApiError> {
+        let list: PropertyList = self
+            .expect::<(), _>(ctx, Method::GET, &Self::ns_path(ns, "/properties"), None)
+            .await?;
+        Ok(list.properties)
+    }
+
+    /// One property's definition (without its name).
+    pub async fn get_metadef_property(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        name: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        let path = Self::ns_path(ns, &format!("/properties/{}", encode(name)));
+        self.expect::<(), _>(ctx, Method::GET, &path, None).await
+    }
+
+    /// Adds a property (`def` carries its `name`).
+    pub async fn create_metadef_property(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        def: &serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.expect(
+            ctx,
+            Method::POST,
+            &Self::ns_path(ns, "/properties"),
+            Some(def),
+        )
+        .await
+    }
+
+    /// Replaces a property (`def`'s `name` renames it).
+    pub async fn update_metadef_property(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        name: &str,
+        def: &serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let path = Self::ns_path(ns, &format!("/properties/{}", encode(name)));
+        self.expect(ctx, Method::PUT, &path, Some(def)).await
+    }
+
+    /// Deletes one property, object or tag: `kind` is `properties`, `objects` or `tags`.
+    pub async fn delete_metadef_item(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let path = Self::ns_path(ns, &format!("/{kind}/{}", encode(name)));
+        self.no_content::<()>(ctx, Method::DELETE, &path, None)
+            .await
+    }
+
+    /// A namespace's objects.
+    pub async fn list_metadef_objects(
+        &self,
+        ctx: &Context,
+        ns: &str,
+    ) -> Result<Vec<Object>, ApiError> {
+        let list: ObjectList = self
+            .expect::<(), _>(ctx, Method::GET, &Self::ns_path(ns, "/objects"), None)
+            .await?;
+        Ok(list.objects)
+    }
+
+    /// One object.
+    pub async fn get_metadef_object(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        name: &str,
+    ) -> Result<Object, ApiError> {
+        let path = Self::ns_path(ns, &format!("/objects/{}", encode(name)));
+        self.expect::<(), _>(ctx, Method::GET, &path, None).await
+    }
+
+    /// Adds an object.
+    pub async fn create_metadef_object(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        o: &ObjectInput,
+    ) -> Result<Object, ApiError> {
+        self.expect(ctx, Method::POST, &Self::ns_path(ns, "/objects"), Some(o))
+            .await
+    }
+
+    /// Replaces an object (a new name renames it).
+    pub async fn update_metadef_object(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        name: &str,
+        o: &ObjectInput,
+    ) -> Result<Object, ApiError> {
+        let path = Self::ns_path(ns, &format!("/objects/{}", encode(name)));
+        self.expect(ctx, Method::PUT, &path, Some(o)).await
+    }
+
+    /// A namespace's tags.
+    pub async fn list_metadef_tags(&self, ctx: &Context, ns: &str) -> Result<Vec<Tag>, ApiError> {
+        let list: TagList = self
+            .expect::<(), _>(ctx, Method::GET, &Self::ns_path(ns, "/tags"), None)
+            .await?;
+        Ok(list.tags)
+    }
+
+    /// Replaces (or with `append` adds to) a namespace's tags; answers the tags given.
+    pub async fn set_metadef_tags(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        input: &TagsInput,
+    ) -> Result<Vec<Tag>, ApiError> {
+        let list: TagList = self
+            .expect(ctx, Method::POST, &Self::ns_path(ns, "/tags"), Some(input))
+            .await?;
+        Ok(list.tags)
+    }
+
+    /// One tag: `GET` shows it, `POST` creates it.
+    pub async fn metadef_tag(
+        &self,
+        ctx: &Context,
+        method: Method,
+        ns: &str,
+        name: &str,
+    ) -> Result<Tag, ApiError> {
+        let path = Self::ns_path(ns, &format!("/tags/{}", encode(name)));
+        self.expect::<(), _>(ctx, method, &path, None).await
+    }
+
+    /// Renames a tag.
+    pub async fn rename_metadef_tag(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        name: &str,
+        new_name: &str,
+    ) -> Result<Tag, ApiError> {
+        let path = Self::ns_path(ns, &format!("/tags/{}", encode(name)));
+        let body = serde_json::json!({ "name": new_name });
+        self.expect(ctx, Method::PUT, &path, Some(&body)).await
+    }
+
+    /// Every resource type.
+    pub async fn list_resource_types(&self, ctx: &Context) -> Result<Vec<ResourceType>, ApiError> {
+        let list: ResourceTypeList = self
+            .expect::<(), _>(ctx, Method::GET, "/v1/metadefs/resource_types", None)
+            .await?;
+        Ok(list.resource_types)
+    }
+
+    /// A namespace's resource-type associations.
+    pub async fn list_associations(
+        &self,
+        ctx: &Context,
+        ns: &str,
+    ) -> Result<Vec<Association>, ApiError> {
+        let list: AssociationList = self
+            .expect::<(), _>(
+                ctx,
+                Method::GET,
+                &Self::ns_path(ns, "/resource_types"),
+                None,
+            )
+            .await?;
+        Ok(list.resource_type_associations)
+    }
+
+    /// Associates a namespace with a resource type.
+    pub async fn create_association(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        a: &AssociationInput,
+    ) -> Result<Association, ApiError> {
+        self.expect(
+            ctx,
+            Method::POST,
+            &Self::ns_path(ns, "/resource_types"),
+            Some(a),
+        )
+        .await
+    }
+
+    /// Removes an association.
+    pub async fn delete_association(
+        &self,
+        ctx: &Context,
+        ns: &str,
+        rt: &str,
+    ) -> Result<(), ApiError> {
+        let path = Self::ns_path(ns, &format!("/resource_types/{}", encode(rt)));
+        self.no_content::<()>(ctx, Method::DELETE, &path, None)
+            .await
     }
 
     /// One page of images; `query` is the list query string as Glance's API takes it.
@@ -509,4 +781,34 @@ pub struct RegistryHealth {
 
 fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[derive(serde::Deserialize)]
+struct NamespaceList {
+    namespaces: Vec<ListedNamespace>,
+}
+
+#[derive(serde::Deserialize)]
+struct PropertyList {
+    properties: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObjectList {
+    objects: Vec<Object>,
+}
+
+#[derive(serde::Deserialize)]
+struct TagList {
+    tags: Vec<Tag>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResourceTypeList {
+    resource_types: Vec<ResourceType>,
+}
+
+#[derive(serde::Deserialize)]
+struct AssociationList {
+    resource_type_associations: Vec<Association>,
 }

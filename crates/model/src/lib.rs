@@ -10,6 +10,7 @@ pub mod filter;
 pub mod format;
 pub mod image;
 pub mod member;
+pub mod metadef;
 pub mod ownership;
 pub mod patch;
 pub mod replay;

@@ -16,7 +16,8 @@ use crate::cache::RecordCache;
 use crate::catalog::Catalog;
 use crate::config::RegistryConfig;
 use crate::db::Database;
-use crate::routes::{self, error_response, health, images, members, uploads};
+use crate::metadefs::Metadefs;
+use crate::routes::{self, error_response, health, images, members, metadefs as md, uploads};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -25,6 +26,8 @@ pub struct AppState {
     pub config: Arc<RegistryConfig>,
     /// The database and the record cache: all handlers reach them through it.
     pub catalog: Catalog,
+    /// The metadata definitions (`metadef_*` tables).
+    pub metadefs: Metadefs,
     /// Lease TTL used when a heartbeat names none.
     pub default_lease_secs: u32,
     /// Keystone, with `flavor = keystone`.
@@ -41,6 +44,7 @@ impl AppState {
         let cache = RecordCache::new(config.record_cache).map(Arc::new);
         Self {
             config: Arc::new(config),
+            metadefs: Metadefs::new(db.clone()),
             catalog: Catalog::new(db, cache),
             default_lease_secs: 60,
             keystone,
@@ -140,12 +144,90 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .route(web::get().to(uploads::list_expired_leases))
                 .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),
         )
+        .configure(metadef_routes)
         .default_service(web::to(|| async {
             error_response(
                 StatusCode::NOT_FOUND,
                 "No such registry resource".to_string(),
             )
         }));
+}
+
+/// The `/v1/metadefs/...` routes.
+fn metadef_routes(cfg: &mut web::ServiceConfig) {
+    let na = |allow: &'static str| web::to(not_allowed::<RegistryHttp>(allow));
+    cfg.service(
+        web::resource("/v1/metadefs/resource_types")
+            .route(web::get().to(md::list_resource_types))
+            .default_service(na("GET")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces")
+            .route(web::get().to(md::list_namespaces))
+            .route(web::post().to(md::create_namespace))
+            .default_service(na("GET, POST")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}")
+            .route(web::get().to(md::show_namespace))
+            .route(web::put().to(md::update_namespace))
+            .route(web::delete().to(md::delete_namespace))
+            .default_service(na("GET, PUT, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/properties")
+            .route(web::get().to(md::list_properties))
+            .route(web::post().to(md::create_property))
+            .route(web::delete().to(md::delete_properties))
+            .default_service(na("GET, POST, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/properties/{name}")
+            .route(web::get().to(md::show_property))
+            .route(web::put().to(md::update_property))
+            .route(web::delete().to(md::delete_property))
+            .default_service(na("GET, PUT, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/objects")
+            .route(web::get().to(md::list_objects))
+            .route(web::post().to(md::create_object))
+            .route(web::delete().to(md::delete_objects))
+            .default_service(na("GET, POST, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/objects/{name}")
+            .route(web::get().to(md::show_object))
+            .route(web::put().to(md::update_object))
+            .route(web::delete().to(md::delete_object))
+            .default_service(na("GET, PUT, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/tags")
+            .route(web::get().to(md::list_tags))
+            .route(web::post().to(md::set_tags))
+            .route(web::delete().to(md::delete_tags))
+            .default_service(na("GET, POST, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/tags/{name}")
+            .route(web::get().to(md::show_tag))
+            .route(web::post().to(md::create_tag))
+            .route(web::put().to(md::update_tag))
+            .route(web::delete().to(md::delete_tag))
+            .default_service(na("GET, POST, PUT, DELETE")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/resource_types")
+            .route(web::get().to(md::list_associations))
+            .route(web::post().to(md::create_association))
+            .default_service(na("GET, POST")),
+    )
+    .service(
+        web::resource("/v1/metadefs/namespaces/{ns}/resource_types/{rt}")
+            .route(web::delete().to(md::delete_association))
+            .default_service(na("DELETE")),
+    );
 }
 
 /// Serves the registry on an already-bound listener until it is stopped.

@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod manage;
+pub mod manage_metadefs;
+pub mod metadefs;
 pub mod routes;
 
 pub use app::{AppState, configure, serve};

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{IniSet, RegistryConfig};
 use crate::db::{Database, DbUrl, PoolOptions, glance_releases, migrate, purge};
 use crate::error::RegistryError;
+use crate::manage_metadefs::{self, ExportArgs, LoadArgs};
 
 /// Command line of `glance-manage`.
 #[derive(Debug, Parser)]
@@ -51,6 +52,15 @@ pub enum Command {
     /// Same as `db purge`.
     #[command(name = "db_purge")]
     DbPurge(PurgeArgs),
+    /// Load the metadata-definitions catalogue (see `manage_metadefs`).
+    #[command(name = "db_load_metadefs")]
+    DbLoadMetadefs(LoadArgs),
+    /// Delete every metadata definition.
+    #[command(name = "db_unload_metadefs")]
+    DbUnloadMetadefs,
+    /// Export the metadata definitions as catalogue files.
+    #[command(name = "db_export_metadefs")]
+    DbExportMetadefs(ExportArgs),
 }
 
 /// `glance-manage db ...`
@@ -65,6 +75,15 @@ pub enum DbCommand {
     /// Hard-delete soft-deleted image rows (their ids may then be reused: OSSN-0075).
     #[command(name = "purge_images_table")]
     PurgeImagesTable(PurgeArgs),
+    /// Load the metadata-definitions catalogue.
+    #[command(name = "load_metadefs")]
+    LoadMetadefs(LoadArgs),
+    /// Delete every metadata definition.
+    #[command(name = "unload_metadefs")]
+    UnloadMetadefs,
+    /// Export the metadata definitions as catalogue files.
+    #[command(name = "export_metadefs")]
+    ExportMetadefs(ExportArgs),
 }
 
 /// Options of the purge commands.
@@ -140,6 +159,27 @@ pub fn run(cli: ManageCli) -> Result<String, RegistryError> {
             let (before, max) = purge_window(&args)?;
             let report = purge::purge_images(&mut conn, before, max)?;
             Ok(describe_purge(&args, &report))
+        }
+        Command::DbLoadMetadefs(args)
+        | Command::Db {
+            command: DbCommand::LoadMetadefs(args),
+        } => {
+            migrate::ensure_current(&mut conn)?;
+            manage_metadefs::load(&mut conn, &args)
+        }
+        Command::DbUnloadMetadefs
+        | Command::Db {
+            command: DbCommand::UnloadMetadefs,
+        } => {
+            migrate::ensure_current(&mut conn)?;
+            manage_metadefs::unload(&mut conn)
+        }
+        Command::DbExportMetadefs(args)
+        | Command::Db {
+            command: DbCommand::ExportMetadefs(args),
+        } => {
+            migrate::ensure_current(&mut conn)?;
+            manage_metadefs::export(&mut conn, &args)
         }
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+use hyper::{Method, StatusCode};
+
 use crate::cpu::Procs;
 use crate::daemons::{Daemon, RssSampler, RssWindow, proc_status_kib};
 use crate::load::{self, Client, Op, Target};
@@ -462,6 +464,7 @@ async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()>
             });
         }
     }
+    metadef_reads(on, ceils, rows).await?;
     if plan.cleanup {
         let ids = Arc::new(created);
         load::run_count(target, ids.len(), 16, move |mut c: Client, i| {
@@ -473,6 +476,96 @@ async fn reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()>
         })
         .await?;
         eprintln!("[{backend}] deleted the seeded images");
+    }
+    Ok(())
+}
+
+/// The namespace the metadefs rows show: 50 properties, as a catalogue's larger ones.
+const BENCH_NAMESPACE: &str = "glance-bench::Metadefs";
+/// Namespaces the list row pages over (the shipped catalogue has 32).
+const BENCH_NAMESPACES: usize = 32;
+
+/// Show of a namespace with 50 properties and a list of namespaces (issue 32: ≥ 2,000 req/s at
+/// c=64). The namespaces are made here and deleted afterwards.
+async fn metadef_reads(on: &On<'_>, ceils: &Ceilings, rows: &mut Vec<Row>) -> Result<()> {
+    let mut client = Client::new(on.target);
+    let names: Vec<String> = std::iter::once(BENCH_NAMESPACE.to_string())
+        .chain((1..BENCH_NAMESPACES).map(|i| format!("glance-bench::Metadefs{i}")))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        // A namespace left by an interrupted run is replaced.
+        client
+            .call(
+                Method::DELETE,
+                &format!("/v2/metadefs/namespaces/{name}"),
+                &[],
+                load::empty(),
+            )
+            .await?;
+        let properties: serde_json::Map<String, serde_json::Value> = (0..if i == 0 { 50 } else { 5 })
+            .map(|p| {
+                (
+                    format!("bench_property_{p}"),
+                    serde_json::json!({"title": format!("Property {p}"), "type": "string",
+                        "description": "A property of the benchmark's namespace", "maxLength": 255}),
+                )
+            })
+            .collect();
+        let body = serde_json::json!({
+            "namespace": name, "visibility": "public", "properties": properties,
+            "resource_type_associations": [{"name": "OS::Glance::Image", "prefix": "bench_"}],
+        });
+        let (status, bytes) = client
+            .call(
+                Method::POST,
+                "/v2/metadefs/namespaces",
+                &[("content-type", "application/json")],
+                load::full(body.to_string()),
+            )
+            .await?;
+        if status != StatusCode::CREATED {
+            anyhow::bail!(
+                "metadefs namespace create returned {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+    let cases = [
+        (
+            "show a namespace with 50 properties",
+            Op::Get(format!("/v2/metadefs/namespaces/{BENCH_NAMESPACE}")),
+        ),
+        (
+            "list metadefs namespaces",
+            Op::Get("/v2/metadefs/namespaces".into()),
+        ),
+    ];
+    for (name, op) in &cases {
+        for c in [1, 64] {
+            let figure = format!("{name}, c={c}");
+            let row = rate_row(on, op, c, &figure, ("req/s", "req")).await?;
+            let (target, met) = if c == 64 {
+                ("≥ 2,000 req/s", Some(row.median() >= 2_000.0))
+            } else {
+                ("", None)
+            };
+            rows.push(Row {
+                ceiling: ceils.http(c, 1.0),
+                target: target.into(),
+                met,
+                ..row
+            });
+        }
+    }
+    for name in &names {
+        client
+            .call(
+                Method::DELETE,
+                &format!("/v2/metadefs/namespaces/{name}"),
+                &[],
+                load::empty(),
+            )
+            .await?;
     }
     Ok(())
 }

@@ -72,3 +72,10 @@ pub async fn stores_info(
 pub async fn usage_info(_caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "usage": {} }))
 }
+
+/// `GET /v2/schemas/metadefs/{name}`
+pub async fn show_metadef_schema(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    crate::metadef_schemas::by_name(&name)
+        .map(|s| HttpResponse::Ok().json(s))
+        .ok_or_else(|| ApiError::not_found(format!("No metadefs schema named {name}")))
+}

@@ -6,6 +6,8 @@ pub mod health;
 pub mod images;
 pub mod info;
 pub mod members;
+pub mod metadef_items;
+pub mod metadefs;
 pub mod openapi;
 pub mod versions;
 

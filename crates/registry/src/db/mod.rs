@@ -11,6 +11,7 @@ pub mod leases;
 pub mod locked;
 pub mod login;
 pub mod members;
+pub mod metadefs;
 pub mod migrate;
 mod nodes;
 pub mod page;

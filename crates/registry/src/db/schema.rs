@@ -127,11 +127,85 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    metadef_namespaces (id) {
+        id -> Integer,
+        namespace -> Text,
+        display_name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        visibility -> Nullable<Text>,
+        protected -> Nullable<Bool>,
+        owner -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    metadef_resource_types (id) {
+        id -> Integer,
+        name -> Text,
+        protected -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    metadef_objects (id) {
+        id -> Integer,
+        namespace_id -> Integer,
+        name -> Text,
+        description -> Nullable<Text>,
+        required -> Nullable<Text>,
+        json_schema -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    metadef_properties (id) {
+        id -> Integer,
+        namespace_id -> Integer,
+        name -> Text,
+        json_schema -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    metadef_tags (id) {
+        id -> Integer,
+        namespace_id -> Integer,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    metadef_namespace_resource_types (resource_type_id, namespace_id) {
+        resource_type_id -> Integer,
+        namespace_id -> Integer,
+        properties_target -> Nullable<Text>,
+        prefix -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(image_properties -> images (image_id));
 diesel::joinable!(image_tags -> images (image_id));
 diesel::joinable!(image_locations -> images (image_id));
 diesel::joinable!(image_members -> images (image_id));
 diesel::joinable!(task_info -> tasks (task_id));
+diesel::joinable!(metadef_objects -> metadef_namespaces (namespace_id));
+diesel::joinable!(metadef_properties -> metadef_namespaces (namespace_id));
+diesel::joinable!(metadef_tags -> metadef_namespaces (namespace_id));
+diesel::joinable!(metadef_namespace_resource_types -> metadef_namespaces (namespace_id));
+diesel::joinable!(metadef_namespace_resource_types -> metadef_resource_types (resource_type_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     images,
@@ -143,4 +217,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     task_info,
     glance_upload_leases,
     glance_record_generations,
+    metadef_namespaces,
+    metadef_resource_types,
+    metadef_objects,
+    metadef_properties,
+    metadef_tags,
+    metadef_namespace_resource_types,
 );

@@ -5,6 +5,7 @@
 pub mod health;
 pub mod images;
 pub mod members;
+pub mod metadefs;
 pub mod uploads;
 
 use std::future::Future;
