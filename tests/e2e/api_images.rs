@@ -421,7 +421,7 @@ async fn tags_actions_protection_and_delete() -> Result<()> {
         .req(Method::POST, &format!("/v2/images/{id}/actions/deactivate"))
         .send()
         .await?;
-    expect_error(res, 400, "queued").await?;
+    expect_error(res, 403, "queued").await?;
     c.upload(&id, b"0123456789".to_vec()).await?;
     assert_eq!(
         c.req(Method::POST, &format!("/v2/images/{id}/actions/deactivate"))

@@ -11,6 +11,7 @@ mod adoption;
 mod adoption_releases;
 mod api_data;
 mod api_download_integrity;
+mod api_glance_answers;
 mod api_images;
 mod api_logs;
 mod api_members;

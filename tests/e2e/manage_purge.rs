@@ -88,3 +88,60 @@ async fn purge_removes_a_hundred_thousand_deleted_rows_in_batches() -> Result<()
     }
     Ok(())
 }
+
+fn manage(url: &str, command: &str) -> Result<String> {
+    let cli = ManageCli::try_parse_from([
+        "glance-manage",
+        "--database-url",
+        url,
+        "db",
+        command,
+        "--age_in_days",
+        "0",
+        "--max_rows",
+        "-1",
+    ])?;
+    Ok(run(cli)?)
+}
+
+/// OSSN-0075: an image id is never given again while its row exists, and `db purge` keeps
+/// the rows of deleted images (as Glance's purge does); only `purge_images_table` removes
+/// them, after which the id may be taken again, as in Glance.
+#[actix_web::test]
+async fn deleted_image_ids_are_not_reused_and_purge_keeps_them() -> Result<()> {
+    const ID: &str = "0a1b2c3d-0000-4000-8000-00000000ab75";
+    for b in backends() {
+        let r = TestRegistry::start(b).await?;
+        let create = || {
+            r.req(reqwest::Method::POST, "/v1/images", "p", "member")
+                .json(&json!({"id": ID, "name": "once"}))
+                .send()
+        };
+        assert_eq!(create().await?.status(), 201, "{b}");
+        let res = r
+            .admin(reqwest::Method::DELETE, &format!("/v1/images/{ID}"))
+            .send()
+            .await?;
+        assert!(res.status().is_success(), "{b}: delete {}", res.status());
+        assert_eq!(create().await?.status(), 409, "{b}: id of a deleted image");
+        // Deleted long ago, so both purges consider the row.
+        r.db.conn()?.batch_execute(&format!(
+            "UPDATE images SET deleted_at = '2020-01-02 00:00:00' WHERE id = '{ID}'"
+        ))?;
+        let out = manage(&r.db.url, "purge")?;
+        assert!(!out.contains("images:"), "{b}: {out}");
+        assert_eq!(
+            create().await?.status(),
+            409,
+            "{b}: id reused after db purge"
+        );
+        let out = manage(&r.db.url, "purge_images_table")?;
+        assert!(out.contains("images: 1"), "{b}: {out}");
+        assert_eq!(
+            create().await?.status(),
+            201,
+            "{b}: after purge_images_table"
+        );
+    }
+    Ok(())
+}

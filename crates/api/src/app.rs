@@ -1,6 +1,7 @@
 //! Wiring: the app state, the one `configure` used by `main` and by tests, and `serve`.
-//! Middleware order, outermost first: access log, request id, version prefix normalisation,
-//! error shape, routes. The plumbing is `glance_http`'s; [`ApiHttp`] says how glance-api's
+//! Middleware order, outermost first: access log, Glance's request id rules (431, none on
+//! `/`, `/versions`, `/healthcheck`), request id, version prefix normalisation, error shape,
+//! body refusal (`body_reject`), routes. The plumbing is `glance_http`'s; [`ApiHttp`] says how glance-api's
 //! answers differ from the registry's.
 
 use std::cell::Cell;
@@ -8,7 +9,7 @@ use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Extensions, Server, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Next, from_fn};
@@ -116,6 +117,103 @@ pub fn has_encoded_nul(raw: &str) -> bool {
     raw.as_bytes().windows(3).any(|w| w == b"%00")
 }
 
+/// Marks a response that carries no `x-openstack-request-id`: Glance 33 answers `/`,
+/// `/versions` and `/healthcheck` from middleware in front of the one that makes request ids.
+#[derive(Clone, Copy, Debug)]
+pub struct NoRequestId;
+
+/// Glance's request id rules around [`glance_http::request_id`] (which it wraps): a caller's
+/// `x-openstack-request-id` longer than [`glance_http::MAX_REQUEST_ID`] is refused with 431
+/// (Glance's context middleware), and responses marked [`NoRequestId`] lose the header.
+async fn request_id_rules(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, error::Error> {
+    let too_long = req
+        .headers()
+        .get(glance_model::wire::HEADER_REQUEST_ID)
+        .is_some_and(|v| v.len() > glance_http::MAX_REQUEST_ID);
+    if too_long {
+        let msg = format!(
+            "The x-openstack-request-id header is too long: at most {} characters are accepted",
+            glance_http::MAX_REQUEST_ID
+        );
+        let res = error_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, msg);
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    let mut res = next.call(req).await?;
+    if res.response().extensions().get::<NoRequestId>().is_some() {
+        res.headers_mut()
+            .remove(glance_model::wire::HEADER_REQUEST_ID);
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// Whether the request declares a body (`Content-Length` above 0). As in Glance 33, an empty
+/// chunked body is no body; a chunked one is not looked into.
+fn has_body(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+}
+
+/// Whether Glance 33 refuses a body on this request (its routes marked `body_reject`): every
+/// GET, HEAD and DELETE under `/v2` except the image list and `/v2/info/usage` (which ignore
+/// one), a tag's PUT and the image actions' POST.
+fn rejects_body(method: &actix_web::http::Method, path: &str) -> bool {
+    use actix_web::http::Method;
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return false;
+    };
+    let rest = rest.trim_end_matches('/');
+    match *method {
+        Method::GET | Method::HEAD => !matches!(rest, "images" | "info/usage"),
+        Method::DELETE => true,
+        Method::PUT => rest.starts_with("images/") && rest.contains("/tags/"),
+        Method::POST => rest.starts_with("images/") && rest.contains("/actions/"),
+        _ => false,
+    }
+}
+
+/// Glance's `body_reject`: a body sent with a request that takes none is 400 before anything
+/// else happens (see [`rejects_body`]).
+async fn reject_body(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, error::Error> {
+    if has_body(&req) && rejects_body(req.method(), req.path()) {
+        let res = error_response(
+            StatusCode::BAD_REQUEST,
+            "This request takes no body; send it without one",
+        );
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The default service of a resource that allows only `allow`: 405, except that a body which
+/// is not JSON is 400 first, as in Glance 33 (its method-refusing resource reads the body as
+/// JSON before it refuses the method). Bodies over actix's 256 KiB default are 413.
+fn refuse_method(
+    allow: &'static str,
+) -> impl Fn(web::Bytes) -> std::future::Ready<actix_web::HttpResponse> + Clone + 'static {
+    let refuse = not_allowed::<ApiHttp>(allow);
+    move |body: web::Bytes| {
+        if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+            return std::future::ready(error_response(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}: the body is not JSON",
+                    <ApiHttp as Daemon>::MALFORMED_JSON
+                ),
+            ));
+        }
+        refuse()
+    }
+}
+
 /// Rewrites `/v2.N/...` to `/v2/...` for the versions Glance serves, so one route table
 /// answers every prefix; other prefixes fall through to the versions document.
 /// Refuses (400) a request whose path or query string holds `%00`.
@@ -162,18 +260,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .service(
             web::resource("/")
                 .route(web::get().to(versions::versions_multiple_choices))
-                .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                .default_service(web::to(refuse_method("GET"))),
         )
         .service(
             web::resource("/versions")
                 .route(web::get().to(versions::list_versions))
-                .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                .default_service(web::to(refuse_method("GET"))),
         )
         .service(
             web::resource("/healthcheck")
                 .route(web::get().to(health::healthcheck))
                 .route(web::head().to(health::healthcheck))
-                .default_service(web::to(not_allowed::<ApiHttp>("GET, HEAD"))),
+                .default_service(web::to(refuse_method("GET, HEAD"))),
         )
         .service(
             web::scope("/v2")
@@ -181,44 +279,44 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                     web::resource("/images")
                         .route(web::get().to(images::list_images))
                         .route(web::post().to(images::create_image))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST"))),
+                        .default_service(web::to(refuse_method("GET, POST"))),
                 )
                 .service(
                     web::resource("/images/{id}")
                         .route(web::get().to(images::show_image))
                         .route(web::patch().to(images::update_image))
                         .route(web::delete().to(images::delete_image))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET, PATCH, DELETE"))),
+                        .default_service(web::to(refuse_method("GET, PATCH, DELETE"))),
                 )
                 .service(
                     web::resource("/images/{id}/file")
                         .route(web::put().to(data::upload_image_data))
                         .route(web::get().to(data::download_image_data))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET, PUT"))),
+                        .default_service(web::to(refuse_method("GET, PUT"))),
                 )
                 .service(
                     web::resource("/images/{id}/actions/{action}")
                         .route(web::post().to(images::image_action))
-                        .default_service(web::to(not_allowed::<ApiHttp>("POST"))),
+                        .default_service(web::to(refuse_method("POST"))),
                 )
                 .service(
                     web::resource("/images/{id}/tags/{tag}")
                         .route(web::put().to(images::add_tag))
                         .route(web::delete().to(images::delete_tag))
-                        .default_service(web::to(not_allowed::<ApiHttp>("PUT, DELETE"))),
+                        .default_service(web::to(refuse_method("PUT, DELETE"))),
                 )
                 .service(
                     web::resource("/images/{id}/members")
                         .route(web::get().to(members::list_members))
                         .route(web::post().to(members::create_member))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST"))),
+                        .default_service(web::to(refuse_method("GET, POST"))),
                 )
                 .service(
                     web::resource("/images/{id}/members/{member}")
                         .route(web::get().to(members::show_member))
                         .route(web::put().to(members::update_member))
                         .route(web::delete().to(members::delete_member))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET, PUT, DELETE"))),
+                        .default_service(web::to(refuse_method("GET, PUT, DELETE"))),
                 )
                 .service(
                     web::resource("/metadefs/resource_types")
@@ -300,28 +398,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::resource("/schemas/{name}")
                         .route(web::get().to(info::show_schema))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 .service(
                     web::resource("/info/import")
                         .route(web::get().to(info::import_info))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 .service(
                     web::resource("/info/stores")
                         .route(web::get().to(info::stores_info))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 .service(
                     web::resource("/info/usage")
                         .route(web::get().to(info::usage_info))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 // Last in the scope: the image routes are matched first.
                 .service(
                     web::resource("/openapi.json")
                         .route(web::get().to(openapi::show_openapi))
-                        .default_service(web::to(not_allowed::<ApiHttp>("GET"))),
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 .default_service(web::to(|| async {
                     error_response(StatusCode::NOT_FOUND, "The resource could not be found.")
@@ -347,9 +445,11 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
         move || {
             let state = state.clone();
             App::new()
+                .wrap(from_fn(reject_body))
                 .wrap(from_fn(glance_http::errors::shape::<ApiHttp>))
                 .wrap(from_fn(version_prefix))
                 .wrap(from_fn(glance_http::request_id))
+                .wrap(from_fn(request_id_rules))
                 // Access log (outermost, so it sees the request id the response carries).
                 .wrap(from_fn(glance_http::access_log::log::<ApiHttp>))
                 .configure(move |cfg| configure(cfg, state))

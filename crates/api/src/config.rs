@@ -92,6 +92,41 @@ pub struct ApiConfig {
     pub stores: StoresConfig,
     /// Options found in the files that this daemon does not implement.
     pub ignored_options: Vec<String>,
+    /// Configured features of Glance's that this daemon does not implement yet (a section or
+    /// a paste flavor), one sentence each; warned about once at start-up.
+    pub unimplemented: Vec<String>,
+}
+
+/// Sections whose options are read without error but that nothing implements yet.
+const UNIMPLEMENTED_SECTIONS: &[(&str, &str)] = &[
+    (
+        "cors",
+        "no CORS headers are sent and preflight OPTIONS requests are refused",
+    ),
+    ("oslo_messaging_notifications", "no notifications are sent"),
+    ("profiler", "no requests are profiled"),
+];
+
+/// The configured features that are accepted and ignored: sections of
+/// [`UNIMPLEMENTED_SECTIONS`] that hold an option, and the `+caching` / `+cachemanagement`
+/// paste flavors (there is no image cache yet, so nothing is cached).
+pub fn unimplemented_features(ini: &IniSet) -> Vec<String> {
+    let mut found: Vec<String> = UNIMPLEMENTED_SECTIONS
+        .iter()
+        .filter(|(section, _)| !ini.options(section).is_empty())
+        .map(|(section, effect)| format!("[{section}] is not implemented: {effect}"))
+        .collect();
+    if let Some(flavor) = ini.get("paste_deploy", "flavor") {
+        for part in ["caching", "cachemanagement"] {
+            if flavor.split('+').skip(1).any(|p| p.trim() == part) {
+                found.push(format!(
+                    "[paste_deploy] flavor {flavor:?}: +{part} is not implemented (there is no \
+                     image cache yet), so nothing is cached"
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Options this daemon reads outside the store sections.
@@ -331,6 +366,7 @@ impl ApiConfig {
                 .parse("healthcheck", "detailed", parse_bool)?
                 .unwrap_or(false),
             ignored_options: ini.unknown(&known_options(), &section_refs),
+            unimplemented: unimplemented_features(ini),
             keystone,
             policy_file: policy_file(ini)?,
             enforce_new_defaults: ini
@@ -445,6 +481,31 @@ mod tests {
         assert_eq!(parse_size("5 mb").unwrap(), 5 << 20);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3PB").is_err());
+    }
+
+    #[test]
+    fn unimplemented_features_are_named() {
+        let c = cfg(
+            "[cors]\nallowed_origin = https://a.example\n[profiler]\nenabled = true\n\
+             [oslo_messaging_notifications]\ndriver = messagingv2\n\
+             [paste_deploy]\nflavor = keystone+caching\n\
+             [keystone_authtoken]\nauth_url = http://k:5000/v3\nusername = glance\npassword = p\nproject_name = service\n",
+        )
+        .unwrap();
+        let names = c.unimplemented.join("\n");
+        for needle in [
+            "[cors]",
+            "[profiler]",
+            "[oslo_messaging_notifications]",
+            "+caching",
+        ] {
+            assert!(names.contains(needle), "{needle} missing from {names}");
+        }
+        assert_eq!(c.unimplemented.len(), 4, "{names}");
+        let c = cfg("[paste_deploy]\nflavor = trusted-auth+cachemanagement\n").unwrap();
+        assert_eq!(c.unimplemented.len(), 1, "{:?}", c.unimplemented);
+        assert!(c.unimplemented[0].contains("+cachemanagement"));
+        assert!(cfg("").unwrap().unimplemented.is_empty());
     }
 
     #[test]

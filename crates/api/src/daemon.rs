@@ -52,6 +52,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if files.is_empty() {
         log::warn!("no config file found at /etc/glance/glance-api.conf; using defaults");
     }
+    for feature in &config.unimplemented {
+        log::warn!("glance-api: {feature}");
+    }
     if !config.ignored_options.is_empty() {
         log::warn!(
             "glance-api ignores these options it does not implement: {}",

@@ -386,6 +386,17 @@ pub fn parse_range(raw: Option<&str>, size: u64) -> Result<Option<ByteRange>, Ap
     }))
 }
 
+/// Old python-glanceclient asks for a part of the data with a *request* header
+/// `Content-Range: bytes A-B/*`, which Glance 33 still honours (206) when no `Range` is sent.
+/// Turns it into the `Range` form `bytes=A-B`; anything else is `None` (the whole image).
+pub fn legacy_content_range(raw: Option<&str>) -> Option<String> {
+    let spec = raw?.trim().strip_prefix("bytes ")?;
+    let (range, _total) = spec.split_once('/')?;
+    let (a, b) = range.trim().split_once('-')?;
+    let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
+    Some(format!("bytes={a}-{b}"))
+}
+
 /// `GET /v2/images/{id}/file`
 pub async fn download_image_data(
     req: HttpRequest,
@@ -409,7 +420,13 @@ pub async fn download_image_data(
     // data of any other size (`Stores::get`).
     let recorded = image.size.and_then(|s| u64::try_from(s).ok());
     let size = recorded.unwrap_or(0);
-    let range = parse_range(header(&req, "range"), size)?;
+    let range = match header(&req, "range") {
+        Some(raw) => parse_range(Some(raw), size)?,
+        None => parse_range(
+            legacy_content_range(header(&req, "content-range")).as_deref(),
+            size,
+        )?,
+    };
     let mut last_err: Option<ApiError> = None;
     for (url, store) in locations {
         match state.stores.get(url, store, range, recorded).await {
@@ -477,6 +494,24 @@ pub async fn download_image_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_content_range_becomes_a_range() {
+        use super::legacy_content_range as l;
+        assert_eq!(l(Some("bytes 0-9/*")).as_deref(), Some("bytes=0-9"));
+        assert_eq!(l(Some("bytes 5-7/100")).as_deref(), Some("bytes=5-7"));
+        for bad in [
+            "bytes=0-9",
+            "bytes 0-/*",
+            "bytes a-b/*",
+            "bytes 0-9",
+            "items 0-1/*",
+            "",
+        ] {
+            assert_eq!(l(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(l(None), None);
+    }
 
     #[test]
     fn ranges_parse_as_glance() {

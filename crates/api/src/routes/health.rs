@@ -27,6 +27,8 @@ fn answer(
     json: serde_json::Value,
     text: String,
 ) -> HttpResponse {
+    // Glance's healthcheck middleware answers before any request id is made.
+    res.extensions_mut().insert(crate::app::NoRequestId);
     if req.method() == Method::HEAD {
         return res.finish();
     }

@@ -361,7 +361,8 @@ pub async fn image_action(
         return Ok(HttpResponse::NoContent().finish());
     }
     if image.status != from {
-        return Err(ApiError::bad_request(format!(
+        // Glance 33 answers 403 here (its domain refuses the move as forbidden), not 400.
+        return Err(ApiError::forbidden(format!(
             "Not allowed to {action} an image in status '{}'",
             image.status.as_str()
         )));

@@ -42,23 +42,26 @@ pub async fn list_members(
     })))
 }
 
-/// Body of `POST /v2/images/{id}/members`.
-#[derive(Debug, Deserialize)]
-pub struct AddMember {
-    member: serde_json::Value,
-}
-
-/// `POST /v2/images/{id}/members`
+/// `POST /v2/images/{id}/members`: the body must be an object `{"member": "<project>"}`.
+/// Glance 33 answers any other JSON (a list `["<project>"]` included) with 400; serde would
+/// read a one-element list as the struct's fields in order, so the body is taken as a value.
 pub async fn create_member(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
-    body: web::Json<AddMember>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = image_id(&id)?;
-    super::reject_nul(&body.member)?;
     let member = body
-        .member
+        .as_object()
+        .and_then(|o| o.get("member"))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "The member to add is missing: send a JSON object {\"member\": \"<project id>\"}",
+            )
+        })?;
+    super::reject_nul(member)?;
+    let member = member
         .as_str()
         .ok_or_else(|| ApiError::bad_request("member must be a project id string"))?;
     glance_model::member::validate_member_id(member)?;
@@ -79,7 +82,14 @@ pub async fn show_member(
     let id = image_id(&raw)?;
     let image = state.registry.get_image(&ctx, &id).await?;
     state.policy.show_member(&ctx, &image, &member)?;
-    only_shared(image.visibility)?;
+    // Glance 33: a membership of an image that is no longer shared is not found (404), while
+    // listing or changing members of such an image is forbidden (403).
+    if image.visibility != Visibility::Shared {
+        return Err(ApiError::not_found(format!(
+            "{member} is not a member of image {id}: the image is {}, not shared",
+            image.visibility.as_str()
+        )));
+    }
     let m = state.registry.get_member(&ctx, &id, &member).await?;
     Ok(HttpResponse::Ok().json(view::member(&m)))
 }

@@ -61,10 +61,14 @@ pub async fn versions_multiple_choices(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    HttpResponse::MultipleChoices().json(document(&req, &state))
+    let mut res = HttpResponse::MultipleChoices().json(document(&req, &state));
+    res.extensions_mut().insert(crate::app::NoRequestId);
+    res
 }
 
 /// `GET /versions`: 200.
 pub async fn list_versions(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(document(&req, &state))
+    let mut res = HttpResponse::Ok().json(document(&req, &state));
+    res.extensions_mut().insert(crate::app::NoRequestId);
+    res
 }
