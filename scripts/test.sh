@@ -64,6 +64,9 @@ command -v mysql >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 # The HA test runs a real HAProxy in front of two api nodes.
 [ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy)
+# The format-inspection tests build real images (tests/e2e/api_inspect.rs).
+command -v qemu-img >/dev/null 2>&1 || need_pkgs+=(qemu-utils)
+command -v sgdisk >/dev/null 2>&1 || need_pkgs+=(gdisk)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

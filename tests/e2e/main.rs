@@ -11,6 +11,7 @@ mod adoption;
 mod api_data;
 mod api_download_integrity;
 mod api_images;
+mod api_inspect;
 mod api_logs;
 mod api_members;
 mod api_nul;
