@@ -69,6 +69,9 @@ command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 for p in ceph-mon ceph-mgr ceph-osd radosgw ceph-common librbd-dev librados-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# The format-inspection tests build real images (tests/e2e/api_inspect.rs).
+command -v qemu-img >/dev/null 2>&1 || need_pkgs+=(qemu-utils)
+command -v sgdisk >/dev/null 2>&1 || need_pkgs+=(gdisk)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

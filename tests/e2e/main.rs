@@ -13,6 +13,7 @@ mod api_data;
 mod api_download_integrity;
 mod api_glance_answers;
 mod api_images;
+mod api_inspect;
 mod api_logs;
 mod api_members;
 mod api_metadefs;

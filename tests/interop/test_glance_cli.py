@@ -30,7 +30,7 @@ def test_image_create_with_file_and_progress(admin, image_file, tmp_path):
     glance = admin.glance
     path, md5, sha512, size = image_file
     name = unique("g-create")
-    res = glance("image-create", "--name", name, "--disk-format", "qcow2", "--container-format", "bare",
+    res = glance("image-create", "--name", name, "--disk-format", "raw", "--container-format", "bare",
                  "--visibility", "public", "--min-disk", "2", "--min-ram", "128", "--protected", "False",
                  "--property", "os_distro=cirros", "--property", "hw_disk_bus=virtio",
                  "--tags", "one", "two", "--file", path, "--progress", tty=True)
@@ -39,7 +39,7 @@ def test_image_create_with_file_and_progress(admin, image_file, tmp_path):
     assert img["name"] == name
     assert img["status"] == "active"
     assert img["visibility"] == "public"
-    assert (img["disk_format"], img["container_format"]) == ("qcow2", "bare")
+    assert (img["disk_format"], img["container_format"]) == ("raw", "bare")
     assert (img["min_disk"], img["min_ram"]) == ("2", "128")
     assert img["protected"] == "False"
     assert img["size"] == str(size)

@@ -35,14 +35,14 @@ def test_image_create_show_list_save_delete(admin, image_file, tmp_path):
     path, md5, sha512, size = image_file
     name = unique("cirros")
     created = osc(
-        "image", "create", name, "--file", path, "--disk-format", "qcow2",
+        "image", "create", name, "--file", path, "--disk-format", "raw",
         "--container-format", "bare", "--public", "--property", "os_distro=cirros",
         "--tag", "guide", "--min-disk", "1", "--min-ram", "64", "-f", "json",
     )
     assert created["name"] == name
     assert created["status"] == "active"
     assert created["visibility"] == "public"
-    assert created["disk_format"] == "qcow2" and created["container_format"] == "bare"
+    assert created["disk_format"] == "raw" and created["container_format"] == "bare"
     assert created["size"] == size
     assert created["checksum"] == md5
     assert created["min_disk"] == 1 and created["min_ram"] == 64
@@ -67,13 +67,13 @@ def test_image_create_show_list_save_delete(admin, image_file, tmp_path):
     t = table(osc("image", "show", name).stdout)
     assert t["id"] == image_id and t["name"] == name
     assert t["checksum"] == md5 and t["status"] == "active" and t["size"] == str(size)
-    assert t["visibility"] == "public" and t["disk_format"] == "qcow2"
+    assert t["visibility"] == "public" and t["disk_format"] == "raw"
     assert "os_distro='cirros'" in t["properties"]
 
     listed = osc("image", "list", "--long", "-f", "json")
     row = next(r for r in listed if r["ID"] == image_id)
     assert row["Name"] == name and row["Status"] == "active"
-    assert row["Disk Format"] == "qcow2" and row["Container Format"] == "bare"
+    assert row["Disk Format"] == "raw" and row["Container Format"] == "bare"
     assert row["Size"] == size and row["Checksum"] == md5
     assert row["Visibility"] == "public" and row["Protected"] is False
     assert row["Hash Algorithm"] == "sha512" and row["Hash Value"] == sha512

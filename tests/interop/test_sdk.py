@@ -20,7 +20,7 @@ def test_proxy_create_get_update_download_delete(sdk, image_file, tmp_path):
     data = path.read_bytes()
     name = unique("sdk")
     img = sdk.image.create_image(
-        name=name, data=data, disk_format="qcow2", container_format="bare", visibility="private",
+        name=name, data=data, disk_format="raw", container_format="bare", visibility="private",
         tags=["t1"], min_ram=32, allow_duplicates=True, validate_checksum=True, os_distro="cirros",
         site_label="blue",
     )
@@ -29,7 +29,7 @@ def test_proxy_create_get_update_download_delete(sdk, image_file, tmp_path):
     assert img.status == "active"
     assert img.size == size and img.checksum == md5
     assert img.hash_algo == "sha512" and img.hash_value == sha512
-    assert (img.disk_format, img.container_format, img.visibility) == ("qcow2", "bare", "private")
+    assert (img.disk_format, img.container_format, img.visibility) == ("raw", "bare", "private")
     assert img.min_ram == 32 and img.min_disk == 0
     assert img.tags == ["t1"]
     assert img.is_protected is False and img.is_hidden is False

@@ -52,6 +52,11 @@ pub struct ApiConfig {
     pub disk_formats: Vec<String>,
     /// `[image_format] container_formats`.
     pub container_formats: Vec<String>,
+    /// `[image_format] require_image_format_match` (default true), `vmdk_allowed_types`
+    /// (default streamOptimized, monolithicSparse; empty refuses every VMDK) and
+    /// `gpt_safety_checks_nonfatal` (default empty: every partition-table check is fatal):
+    /// how uploaded bytes are judged against their `disk_format` (glance-inspect).
+    pub image_format_rules: glance_inspect::Rules,
     /// `public_endpoint`: base URL in links and the versions document.
     pub public_endpoint: Option<String>,
     /// `upload_lease_ttl` (ours, seconds): how long an upload's lease lives without a
@@ -160,6 +165,9 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("paste_deploy", "flavor"),
     ("image_format", "disk_formats"),
     ("image_format", "container_formats"),
+    ("image_format", "require_image_format_match"),
+    ("image_format", "vmdk_allowed_types"),
+    ("image_format", "gpt_safety_checks_nonfatal"),
 ];
 
 /// `[oslo_policy] policy_file`: as given (relative names are looked up in /etc/glance/), which
@@ -197,6 +205,28 @@ pub fn policy_file(ini: &IniSet) -> Result<Option<PathBuf>, ConfigError> {
             .map(PathBuf::from)
             .find(|p| p.is_file())),
     }
+}
+
+/// The `[image_format]` options of the upload rule; a partition-table check other than `mbr`
+/// or `gpt` in `gpt_safety_checks_nonfatal` stops start-up.
+fn image_format_rules(ini: &IniSet) -> Result<glance_inspect::Rules, ConfigError> {
+    let mut rules = glance_inspect::Rules::default();
+    if let Some(v) = ini.parse("image_format", "require_image_format_match", parse_bool)? {
+        rules.require_image_format_match = v;
+    }
+    if let Some(v) = ini.get("image_format", "vmdk_allowed_types") {
+        rules.vmdk_allowed_types = parse_list(v);
+    }
+    if let Some(v) = ini.parse("image_format", "gpt_safety_checks_nonfatal", |s| {
+        let list = parse_list(s);
+        match list.iter().find(|c| !matches!(c.as_str(), "mbr" | "gpt")) {
+            Some(bad) => Err(format!("unknown check {bad:?}; the checks are mbr and gpt")),
+            None => Ok(list),
+        }
+    })? {
+        rules.gpt_safety_checks_nonfatal = v;
+    }
+    Ok(rules)
 }
 
 fn known_options() -> Vec<(&'static str, &'static str)> {
@@ -323,6 +353,7 @@ impl ApiConfig {
                 .unwrap_or(1000),
             disk_formats: formats("disk_formats", DEFAULT_DISK_FORMATS),
             container_formats: formats("container_formats", DEFAULT_CONTAINER_FORMATS),
+            image_format_rules: image_format_rules(ini)?,
             public_endpoint: ini
                 .get("DEFAULT", "public_endpoint")
                 .map(|s| s.trim_end_matches('/').to_string()),
@@ -400,6 +431,23 @@ mod tests {
         let mut ini = IniSet::default();
         ini.merge(Path::new("glance-api.conf"), text)?;
         ApiConfig::from_ini(&ini)
+    }
+
+    #[test]
+    fn image_format_options() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert_eq!(c.image_format_rules, glance_inspect::Rules::default());
+        assert!(c.image_format_rules.require_image_format_match);
+        let c = cfg("[image_format]\nrequire_image_format_match = false\nvmdk_allowed_types =\ngpt_safety_checks_nonfatal = mbr, gpt\n").unwrap();
+        assert!(!c.image_format_rules.require_image_format_match);
+        assert!(c.image_format_rules.vmdk_allowed_types.is_empty());
+        assert_eq!(
+            c.image_format_rules.gpt_safety_checks_nonfatal,
+            ["mbr", "gpt"]
+        );
+        let e = cfg("[image_format]\ngpt_safety_checks_nonfatal = mbr,bogus\n").unwrap_err();
+        assert!(e.to_string().contains("gpt_safety_checks_nonfatal"), "{e}");
+        assert!(cfg("[image_format]\nrequire_image_format_match = maybe\n").is_err());
     }
 
     #[test]

@@ -417,6 +417,10 @@ pub struct UploadComplete {
     pub os_hash_algo: String,
     /// Multihash hex digest.
     pub os_hash_value: String,
+    /// The size the image has when attached, when the format inspector found it (left out
+    /// when not, so a registry of the previous release still takes the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_size: Option<i64>,
     /// Where the data now lives.
     pub location: NewLocation,
 }
@@ -426,6 +430,9 @@ impl UploadComplete {
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.size < 0 {
             return Err(ModelError::bad_request("size must not be negative"));
+        }
+        if self.virtual_size.is_some_and(|v| v < 0) {
+            return Err(ModelError::bad_request("virtual_size must not be negative"));
         }
         check_len("checksum", &self.checksum, 32)?;
         check_len("os_hash_algo", &self.os_hash_algo, 64)?;

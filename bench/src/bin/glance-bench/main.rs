@@ -131,6 +131,11 @@ struct Cli {
     /// --quick).
     #[arg(long)]
     download_turns: Option<u64>,
+    /// container_format of the transferred images (default bare, which glance-api inspects
+    /// as it stores; ovf is not inspected: the two give a same-build comparison of the
+    /// format inspector's cost).
+    #[arg(long, default_value = "bare")]
+    upload_container_format: String,
     /// Also write all runs as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -229,6 +234,7 @@ impl Cli {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    let _ = scenarios::UPLOAD_CONTAINER_FORMAT.set(cli.upload_container_format.clone());
     let plan = cli.plan()?;
     let ceiling_bytes = if cli.quick { 256 * MIB } else { GIB };
     let largest = plan.sizes.iter().copied().max().unwrap_or(0);

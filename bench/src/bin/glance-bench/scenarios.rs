@@ -128,8 +128,13 @@ pub async fn run_all(
     Ok(())
 }
 
+/// `--upload-container-format`, set once by main.
+pub static UPLOAD_CONTAINER_FORMAT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn create_body(name: &str) -> String {
-    serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"}).to_string()
+    let container = UPLOAD_CONTAINER_FORMAT.get().map_or("bare", String::as_str);
+    serde_json::json!({"name": name, "disk_format": "raw", "container_format": container})
+        .to_string()
 }
 
 async fn transfers(

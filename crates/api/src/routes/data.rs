@@ -18,6 +18,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use glance_inspect::{Inspector, Refusal};
 use glance_model::ownership::Change;
 use glance_model::wire::{LeaseRequest, LeaseToken, NewLocation, UploadComplete};
 use glance_model::{Context, ErrorKind, ImageId, ImageStatus};
@@ -157,6 +158,8 @@ async fn preflight(
         requested_store,
         cap,
         declared,
+        disk_format: image.disk_format.clone(),
+        container_format: image.container_format.clone(),
     })
 }
 
@@ -166,6 +169,8 @@ struct Preflight {
     requested_store: Option<String>,
     cap: (u64, String),
     declared: Option<u64>,
+    disk_format: Option<String>,
+    container_format: Option<String>,
 }
 
 /// `PUT /v2/images/{id}/file`
@@ -190,6 +195,8 @@ pub async fn upload_image_data(
         requested_store,
         cap,
         declared,
+        disk_format: pre_disk,
+        container_format: pre_container,
     } = pre;
     let ttl = state.config.upload_lease_ttl_secs;
     let lease = state
@@ -225,7 +232,16 @@ pub async fn upload_image_data(
             ttl,
         )),
     };
-    let stream = payload.map(|r| r.map_err(|e| StoreError::Source(e.to_string())));
+    // The format inspector sees each chunk as it goes to the store (no second pass); it only
+    // runs where Glance's rule looks, container_format=bare.
+    let mut inspector = (pre_container.as_deref() == Some("bare")).then(Inspector::new);
+    let stream = payload.map(|r| {
+        let chunk = r.map_err(|e| StoreError::Source(e.to_string()))?;
+        if let Some(i) = inspector.as_mut() {
+            i.feed(&chunk);
+        }
+        Ok(chunk)
+    });
     let limits = WriteLimits {
         cap: Some(cap),
         declared_size: declared,
@@ -247,6 +263,15 @@ pub async fn upload_image_data(
             return Err(e.into());
         }
     };
+    let virtual_size = match judge(&state, inspector, &pre_disk, &pre_container) {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing of a refused image is kept: its bytes go, the image goes back to queued.
+            remove_data(&state, &added.written.location, Some(&added.store_id)).await;
+            guard.abort().await;
+            return Err(e);
+        }
+    };
     let metadata = if state.stores.multi_store() {
         json!({"store": added.store_id})
     } else {
@@ -258,6 +283,7 @@ pub async fn upload_image_data(
         checksum: added.written.checksum.clone(),
         os_hash_algo: added.written.os_hash_algo.clone(),
         os_hash_value: added.written.os_hash_value.clone(),
+        virtual_size,
         location: NewLocation {
             url: added.written.location.clone(),
             metadata,
@@ -281,6 +307,40 @@ pub async fn upload_image_data(
             }
             guard.abort().await;
             Err(e)
+        }
+    }
+}
+
+/// Glance's upload rule on the inspected bytes: the `virtual_size` to record, or 415.
+fn judge(
+    state: &AppState,
+    inspector: Option<Inspector>,
+    disk_format: &Option<String>,
+    container_format: &Option<String>,
+) -> Result<Option<i64>, ApiError> {
+    let Some(inspector) = inspector else {
+        return Ok(None);
+    };
+    let inspection = inspector.finish();
+    match state.config.image_format_rules.judge(
+        &inspection,
+        disk_format.as_deref(),
+        container_format.as_deref(),
+    ) {
+        Ok(accepted) => {
+            for w in &accepted.warnings {
+                log::warn!("image upload: {w}");
+            }
+            Ok(accepted.virtual_size.and_then(|v| i64::try_from(v).ok()))
+        }
+        Err(refusal) => {
+            if let Refusal::Unsafe { reasons } = &refusal {
+                log::info!("image upload refused: {refusal}: {}", reasons.join("; "));
+            }
+            Err(ApiError::rule(
+                ErrorKind::UnsupportedMediaType,
+                refusal.to_string(),
+            ))
         }
     }
 }

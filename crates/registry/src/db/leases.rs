@@ -191,6 +191,7 @@ pub fn complete(
             images::checksum.eq(&done.checksum),
             images::os_hash_algo.eq(&done.os_hash_algo),
             images::os_hash_value.eq(&done.os_hash_value),
+            images::virtual_size.eq(done.virtual_size),
             images::updated_at.eq(now),
         ))
         .execute(conn)?;
