@@ -266,8 +266,9 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
     let rotated = logdir.path().join("glance-api.log.1");
     std::fs::rename(&log, &rotated)?;
     api.signal("HUP")?;
+    // An images request, not `/versions`: Glance (and so this api) gives that no request id.
     let (id2, _, _) = eventually(10, || async {
-        let (id, _, _) = get("/versions").await?;
+        let (id, _, _) = get("/v2/images").await?;
         Ok(log.exists().then_some((id, 0, 0)))
     })
     .await?;
@@ -282,7 +283,7 @@ async fn access_log_lines_and_sighup_reopens_the_log_file() -> Result<()> {
         "{}",
         api.stderr()
     );
-    let (_, status, _) = get("/versions").await?;
+    let (_, status, _) = get("/v2/images").await?;
     assert_eq!(status, 200, "the daemon survives SIGHUP");
     Ok(())
 }
