@@ -107,13 +107,35 @@ pub async fn list_namespaces(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// What the `Location` of a created namespace escapes beyond non-ASCII bytes.
+const LOCATION_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 /// `POST /v2/metadefs/namespaces`
 pub async fn create_namespace(s: web::Data<AppState>, Caller(ctx): Caller, raw: web::Bytes) -> Res {
     let (_, new): (_, NewNamespace) = body(&raw)?;
     new.validate()?;
     s.policy.metadef("add_metadef_namespace", &ctx, None)?;
     let n = s.registry.create_namespace(&ctx, &new).await?;
-    let location = view::namespace_href(&n.namespace.namespace);
+    // A header value must be visible ASCII: the name is percent-encoded there (any byte
+    // outside ASCII, controls and the characters a path cannot hold as they are).
+    let location = percent_encoding::utf8_percent_encode(
+        &view::namespace_href(&n.namespace.namespace),
+        LOCATION_ESCAPED,
+    )
+    .to_string();
     Ok(HttpResponse::Created()
         .insert_header(("Location", location))
         .json(view::full_namespace(&n, None)))
