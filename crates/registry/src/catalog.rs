@@ -11,6 +11,7 @@ use glance_model::wire::{ImageUpdate, Lease, LeaseRequest, NewImage, UploadCompl
 use glance_model::{Context, ErrorKind, Image, ImageId, Member, MemberStatus};
 
 use crate::cache::RecordCache;
+use crate::db::generations::Generations;
 use crate::db::{Database, images, leases, members, tags};
 use crate::error::RegistryError;
 
@@ -154,14 +155,7 @@ impl Catalog {
                 .db
                 .read_now(move |c| images::show(c, &ctx, &id))
                 .await?;
-            return Ok(match serde_json::to_vec(&image) {
-                Ok(json) => {
-                    let json = bytes::Bytes::from(json);
-                    cache.keep(&g, &image, json.clone());
-                    Answer::Json(json)
-                }
-                Err(_) => Answer::Value(image),
-            });
+            return Ok(kept(cache, &g, image));
         }
         let generations = match &cache {
             Some(cache) => cache.generations(&self.db).await,
@@ -176,14 +170,10 @@ impl Catalog {
             .db
             .read_now(move |c| images::show(c, &ctx, &id))
             .await?;
-        match (&cache, &generations, serde_json::to_vec(&image)) {
-            (Some(cache), Some(g), Ok(json)) => {
-                let json = bytes::Bytes::from(json);
-                cache.keep(g, &image, json.clone());
-                Ok(Answer::Json(json))
-            }
-            _ => Ok(Answer::Value(image)),
-        }
+        Ok(match (&cache, &generations) {
+            (Some(cache), Some(g)) => kept(cache, g, image),
+            _ => Answer::Value(image),
+        })
     }
 
     /// Applies an update (compare-and-swap on `from_state`).
@@ -414,4 +404,17 @@ pub struct Created {
     pub id: ImageId,
     /// The image.
     pub body: Answer<Image>,
+}
+
+/// The answer for an image just read: its JSON, kept in the cache under the counters read
+/// before it was (`generations`).
+fn kept(cache: &RecordCache, generations: &Generations, image: Image) -> Answer<Image> {
+    match serde_json::to_vec(&image) {
+        Ok(json) => {
+            let json = bytes::Bytes::from(json);
+            cache.keep(generations, &image, json.clone());
+            Answer::Json(json)
+        }
+        Err(_) => Answer::Value(image),
+    }
 }
