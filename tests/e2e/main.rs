@@ -9,6 +9,7 @@
 
 mod adoption;
 mod adoption_releases;
+mod api_cors;
 mod api_data;
 mod api_download_integrity;
 mod api_glance_answers;

@@ -1,5 +1,5 @@
 //! Wiring: the app state, the one `configure` used by `main` and by tests, and `serve`.
-//! Middleware order, outermost first: access log, Glance's request id rules (431, none on
+//! Middleware order, outermost first: access log, CORS, Glance's request id rules (431, none on
 //! `/`, `/versions`, `/healthcheck`), request id, version prefix normalisation, error shape,
 //! body refusal (`body_reject`), routes. The plumbing is `glance_http`'s; [`ApiHttp`] says how glance-api's
 //! answers differ from the registry's.
@@ -450,6 +450,9 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
                 .wrap(from_fn(version_prefix))
                 .wrap(from_fn(glance_http::request_id))
                 .wrap(from_fn(request_id_rules))
+                // CORS, outermost as in Glance's pipeline (but inside the access log, which
+                // then logs a preflight's 200).
+                .wrap(from_fn(crate::cors::cors))
                 // Access log (outermost, so it sees the request id the response carries).
                 .wrap(from_fn(glance_http::access_log::log::<ApiHttp>))
                 .configure(move |cfg| configure(cfg, state))

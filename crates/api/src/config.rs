@@ -9,6 +9,7 @@ use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
 use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
 use glance_store::{HashAlgo, StoresConfig};
 
+use crate::cors::{CORS_OPTIONS, CorsConfig};
 use crate::http1::KeepAlive;
 
 /// How callers are identified (`[paste_deploy] flavor`).
@@ -95,6 +96,8 @@ pub struct ApiConfig {
     pub registry_secret: Option<String>,
     /// Stores.
     pub stores: StoresConfig,
+    /// `[cors]`, when it allows an origin (see [`crate::cors`]).
+    pub cors: Option<CorsConfig>,
     /// Options found in the files that this daemon does not implement.
     pub ignored_options: Vec<String>,
     /// Configured features of Glance's that this daemon does not implement yet (a section or
@@ -104,10 +107,6 @@ pub struct ApiConfig {
 
 /// Sections whose options are read without error but that nothing implements yet.
 const UNIMPLEMENTED_SECTIONS: &[(&str, &str)] = &[
-    (
-        "cors",
-        "no CORS headers are sent and preflight OPTIONS requests are refused",
-    ),
     ("oslo_messaging_notifications", "no notifications are sent"),
     ("profiler", "no requests are profiled"),
 ];
@@ -230,7 +229,12 @@ fn image_format_rules(ini: &IniSet) -> Result<glance_inspect::Rules, ConfigError
 }
 
 fn known_options() -> Vec<(&'static str, &'static str)> {
-    KNOWN_OPTIONS.iter().chain(LOG_OPTIONS).copied().collect()
+    KNOWN_OPTIONS
+        .iter()
+        .chain(LOG_OPTIONS)
+        .chain(CORS_OPTIONS)
+        .copied()
+        .collect()
 }
 
 /// Parses a size as Glance writes it: bytes, or a number with B, KB, MB, GB or TB (powers of 1024).
@@ -315,7 +319,6 @@ impl ApiConfig {
                 "oslo_messaging_notifications",
                 "taskflow_executor",
                 "oslo_middleware",
-                "cors",
                 "wsgi",
                 "import_filtering_opts",
             ]
@@ -398,6 +401,7 @@ impl ApiConfig {
                 .unwrap_or(false),
             ignored_options: ini.unknown(&known_options(), &section_refs),
             unimplemented: unimplemented_features(ini),
+            cors: CorsConfig::from_ini(ini)?,
             keystone,
             policy_file: policy_file(ini)?,
             enforce_new_defaults: ini
@@ -541,15 +545,15 @@ mod tests {
         )
         .unwrap();
         let names = c.unimplemented.join("\n");
-        for needle in [
-            "[cors]",
-            "[profiler]",
-            "[oslo_messaging_notifications]",
-            "+caching",
-        ] {
+        for needle in ["[profiler]", "[oslo_messaging_notifications]", "+caching"] {
             assert!(names.contains(needle), "{needle} missing from {names}");
         }
-        assert_eq!(c.unimplemented.len(), 4, "{names}");
+        assert_eq!(c.unimplemented.len(), 3, "{names}");
+        // [cors] is implemented now: read, not warned about, and its typos are named.
+        assert!(!names.contains("[cors]"), "{names}");
+        assert!(c.cors.is_some());
+        let c = cfg("[cors]\nallowed_origin = *\nallowed_origins = *\n").unwrap();
+        assert_eq!(c.ignored_options, ["[cors] allowed_origins"]);
         let c = cfg("[paste_deploy]\nflavor = trusted-auth+cachemanagement\n").unwrap();
         assert_eq!(c.unimplemented.len(), 1, "{:?}", c.unimplemented);
         assert!(c.unimplemented[0].contains("+cachemanagement"));
