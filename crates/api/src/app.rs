@@ -23,6 +23,7 @@ use crate::error::error_response;
 use crate::http1::SendFile;
 use crate::policy::Enforcer;
 use crate::policy_engine::Policy;
+use crate::protections::PropertyProtections;
 use crate::registry_client::RegistryClient;
 use crate::routes::{
     data, health, images, info, members, metadef_items as mi, metadefs as md, openapi, versions,
@@ -42,6 +43,8 @@ pub struct AppState {
     pub policy: Enforcer,
     /// Keystone, with `flavor = keystone`.
     pub keystone: Option<Arc<Keystone>>,
+    /// Property protections, with `property_protection_file`.
+    pub protections: Option<Arc<PropertyProtections>>,
 }
 
 impl AppState {
@@ -55,6 +58,24 @@ impl AppState {
         if let Some(path) = &config.policy_file {
             log::info!("policy: Glance's defaults overridden by {}", path.display());
         }
+        let policy = Enforcer::new(policy);
+        let protections = match &config.property_protection_file {
+            Some(path) => {
+                let p = PropertyProtections::load(
+                    path,
+                    config.property_protection_rule_format,
+                    &|rule| policy.has_rule(rule),
+                )
+                .map_err(ApiError::Startup)?;
+                log::info!(
+                    "property protections: {} sections from {}",
+                    p.len(),
+                    path.display()
+                );
+                Some(Arc::new(p))
+            }
+            None => None,
+        };
         let keystone = match &config.keystone {
             Some(k) => Some(Arc::new(
                 Keystone::new(k.clone()).map_err(|e| ApiError::Startup(e.to_string()))?,
@@ -64,8 +85,9 @@ impl AppState {
         Ok(Self {
             registry,
             stores: Arc::new(stores),
-            policy: Enforcer::new(policy),
+            policy,
             keystone,
+            protections,
             config: Arc::new(config),
         })
     }
