@@ -9,6 +9,7 @@
 
 mod adoption;
 mod adoption_releases;
+mod api_cors;
 mod api_data;
 mod api_download_integrity;
 mod api_glance_answers;
@@ -20,6 +21,7 @@ mod api_metadefs;
 mod api_nul;
 mod api_openapi;
 mod api_ownership;
+mod api_property_protections;
 mod api_recovery;
 mod api_startup;
 mod cloud;

@@ -1,5 +1,5 @@
 //! Wiring: the app state, the one `configure` used by `main` and by tests, and `serve`.
-//! Middleware order, outermost first: access log, Glance's request id rules (431, none on
+//! Middleware order, outermost first: access log, CORS, Glance's request id rules (431, none on
 //! `/`, `/versions`, `/healthcheck`), request id, version prefix normalisation, error shape,
 //! body refusal (`body_reject`), routes. The plumbing is `glance_http`'s; [`ApiHttp`] says how glance-api's
 //! answers differ from the registry's.
@@ -23,6 +23,7 @@ use crate::error::error_response;
 use crate::http1::SendFile;
 use crate::policy::Enforcer;
 use crate::policy_engine::Policy;
+use crate::protections::PropertyProtections;
 use crate::registry_client::RegistryClient;
 use crate::routes::{
     data, health, images, info, members, metadef_items as mi, metadefs as md, openapi, versions,
@@ -42,6 +43,8 @@ pub struct AppState {
     pub policy: Enforcer,
     /// Keystone, with `flavor = keystone`.
     pub keystone: Option<Arc<Keystone>>,
+    /// Property protections, with `property_protection_file`.
+    pub protections: Option<Arc<PropertyProtections>>,
 }
 
 impl AppState {
@@ -55,6 +58,24 @@ impl AppState {
         if let Some(path) = &config.policy_file {
             log::info!("policy: Glance's defaults overridden by {}", path.display());
         }
+        let policy = Enforcer::new(policy);
+        let protections = match &config.property_protection_file {
+            Some(path) => {
+                let p = PropertyProtections::load(
+                    path,
+                    config.property_protection_rule_format,
+                    &|rule| policy.has_rule(rule),
+                )
+                .map_err(ApiError::Startup)?;
+                log::info!(
+                    "property protections: {} sections from {}",
+                    p.len(),
+                    path.display()
+                );
+                Some(Arc::new(p))
+            }
+            None => None,
+        };
         let keystone = match &config.keystone {
             Some(k) => Some(Arc::new(
                 Keystone::new(k.clone()).map_err(|e| ApiError::Startup(e.to_string()))?,
@@ -64,8 +85,9 @@ impl AppState {
         Ok(Self {
             registry,
             stores: Arc::new(stores),
-            policy: Enforcer::new(policy),
+            policy,
             keystone,
+            protections,
             config: Arc::new(config),
         })
     }
@@ -450,6 +472,9 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
                 .wrap(from_fn(version_prefix))
                 .wrap(from_fn(glance_http::request_id))
                 .wrap(from_fn(request_id_rules))
+                // CORS, outermost as in Glance's pipeline (but inside the access log, which
+                // then logs a preflight's 200).
+                .wrap(from_fn(crate::cors::cors))
                 // Access log (outermost, so it sees the request id the response carries).
                 .wrap(from_fn(glance_http::access_log::log::<ApiHttp>))
                 .configure(move |cfg| configure(cfg, state))

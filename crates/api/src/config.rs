@@ -9,7 +9,9 @@ use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
 use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
 use glance_store::{HashAlgo, StoresConfig};
 
+use crate::cors::{CORS_OPTIONS, CorsConfig};
 use crate::http1::KeepAlive;
+use crate::protections::RuleFormat;
 
 /// How callers are identified (`[paste_deploy] flavor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,13 @@ pub struct ApiConfig {
     pub registry_secret: Option<String>,
     /// Stores.
     pub stores: StoresConfig,
+    /// `property_protection_file`, resolved as `policy_file` is; unset, no property is
+    /// protected (see [`crate::protections`]).
+    pub property_protection_file: Option<PathBuf>,
+    /// `property_protection_rule_format` (default `roles`).
+    pub property_protection_rule_format: RuleFormat,
+    /// `[cors]`, when it allows an origin (see [`crate::cors`]).
+    pub cors: Option<CorsConfig>,
     /// Options found in the files that this daemon does not implement.
     pub ignored_options: Vec<String>,
     /// Configured features of Glance's that this daemon does not implement yet (a section or
@@ -104,10 +113,6 @@ pub struct ApiConfig {
 
 /// Sections whose options are read without error but that nothing implements yet.
 const UNIMPLEMENTED_SECTIONS: &[(&str, &str)] = &[
-    (
-        "cors",
-        "no CORS headers are sent and preflight OPTIONS requests are refused",
-    ),
     ("oslo_messaging_notifications", "no notifications are sent"),
     ("profiler", "no requests are profiled"),
 ];
@@ -162,6 +167,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "upload_lease_ttl"),
     ("DEFAULT", "node_id"),
     ("DEFAULT", "enabled_backends"),
+    ("DEFAULT", "property_protection_file"),
+    ("DEFAULT", "property_protection_rule_format"),
     ("paste_deploy", "flavor"),
     ("image_format", "disk_formats"),
     ("image_format", "container_formats"),
@@ -207,6 +214,42 @@ pub fn policy_file(ini: &IniSet) -> Result<Option<PathBuf>, ConfigError> {
     }
 }
 
+/// `property_protection_file`: an absolute path, or a name looked up beside the file that
+/// sets it, then in /etc/glance/ (as Glance finds it among its config directories). It must
+/// exist: protections an operator asked for are never silently dropped.
+pub fn property_protection_file(ini: &IniSet) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(name) = ini
+        .get("DEFAULT", "property_protection_file")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(None);
+    };
+    let given = PathBuf::from(name);
+    let candidates: Vec<PathBuf> = if given.is_absolute() {
+        vec![given]
+    } else {
+        ini.source("DEFAULT", "property_protection_file")
+            .and_then(|f| f.parent())
+            .map(|d| d.join(&given))
+            .into_iter()
+            .chain([PathBuf::from("/etc/glance").join(&given)])
+            .collect()
+    };
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| {
+            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            ConfigError(format!(
+                "[DEFAULT] property_protection_file = {name}: no such file (looked at {})",
+                tried.join(", ")
+            ))
+        })
+}
+
 /// The `[image_format]` options of the upload rule; a partition-table check other than `mbr`
 /// or `gpt` in `gpt_safety_checks_nonfatal` stops start-up.
 fn image_format_rules(ini: &IniSet) -> Result<glance_inspect::Rules, ConfigError> {
@@ -230,7 +273,12 @@ fn image_format_rules(ini: &IniSet) -> Result<glance_inspect::Rules, ConfigError
 }
 
 fn known_options() -> Vec<(&'static str, &'static str)> {
-    KNOWN_OPTIONS.iter().chain(LOG_OPTIONS).copied().collect()
+    KNOWN_OPTIONS
+        .iter()
+        .chain(LOG_OPTIONS)
+        .chain(CORS_OPTIONS)
+        .copied()
+        .collect()
 }
 
 /// Parses a size as Glance writes it: bytes, or a number with B, KB, MB, GB or TB (powers of 1024).
@@ -315,7 +363,6 @@ impl ApiConfig {
                 "oslo_messaging_notifications",
                 "taskflow_executor",
                 "oslo_middleware",
-                "cors",
                 "wsgi",
                 "import_filtering_opts",
             ]
@@ -398,6 +445,15 @@ impl ApiConfig {
                 .unwrap_or(false),
             ignored_options: ini.unknown(&known_options(), &section_refs),
             unimplemented: unimplemented_features(ini),
+            cors: CorsConfig::from_ini(ini)?,
+            property_protection_file: property_protection_file(ini)?,
+            property_protection_rule_format: ini
+                .parse(
+                    "DEFAULT",
+                    "property_protection_rule_format",
+                    RuleFormat::parse,
+                )?
+                .unwrap_or_default(),
             keystone,
             policy_file: policy_file(ini)?,
             enforce_new_defaults: ini
@@ -541,19 +597,54 @@ mod tests {
         )
         .unwrap();
         let names = c.unimplemented.join("\n");
-        for needle in [
-            "[cors]",
-            "[profiler]",
-            "[oslo_messaging_notifications]",
-            "+caching",
-        ] {
+        for needle in ["[profiler]", "[oslo_messaging_notifications]", "+caching"] {
             assert!(names.contains(needle), "{needle} missing from {names}");
         }
-        assert_eq!(c.unimplemented.len(), 4, "{names}");
+        assert_eq!(c.unimplemented.len(), 3, "{names}");
+        // [cors] is implemented now: read, not warned about, and its typos are named.
+        assert!(!names.contains("[cors]"), "{names}");
+        assert!(c.cors.is_some());
+        let c = cfg("[cors]\nallowed_origin = *\nallowed_origins = *\n").unwrap();
+        assert_eq!(c.ignored_options, ["[cors] allowed_origins"]);
         let c = cfg("[paste_deploy]\nflavor = trusted-auth+cachemanagement\n").unwrap();
         assert_eq!(c.unimplemented.len(), 1, "{:?}", c.unimplemented);
         assert!(c.unimplemented[0].contains("+cachemanagement"));
         assert!(cfg("").unwrap().unimplemented.is_empty());
+    }
+
+    #[test]
+    fn property_protection_options() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert_eq!(c.property_protection_file, None);
+        assert_eq!(c.property_protection_rule_format, RuleFormat::Roles);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pp.conf");
+        std::fs::write(&file, "").unwrap();
+        let c = cfg(&format!(
+            "[DEFAULT]\nproperty_protection_file = {}\nproperty_protection_rule_format = Policies\n",
+            file.display()
+        ))
+        .unwrap();
+        assert_eq!(c.property_protection_file.as_deref(), Some(file.as_path()));
+        assert_eq!(c.property_protection_rule_format, RuleFormat::Policies);
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        // Relative: beside the config file that names it.
+        let mut ini = IniSet::default();
+        ini.merge(
+            &dir.path().join("glance-api.conf"),
+            "[DEFAULT]\nproperty_protection_file = pp.conf\n",
+        )
+        .unwrap();
+        let c = ApiConfig::from_ini(&ini).unwrap();
+        assert_eq!(c.property_protection_file.as_deref(), Some(file.as_path()));
+        let err = cfg("[DEFAULT]\nproperty_protection_file = /nonexistent/pp.conf\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("[DEFAULT] property_protection_file"), "{err}");
+        let err = cfg("[DEFAULT]\nproperty_protection_rule_format = groups\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("property_protection_rule_format"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod daemon;
 pub mod error;
 pub mod http1;
@@ -13,6 +14,7 @@ pub mod metadef_schemas;
 pub mod metadef_view;
 pub mod policy;
 pub mod policy_engine;
+pub mod protections;
 pub mod recovery;
 pub mod registry_client;
 pub mod routes;

@@ -122,6 +122,17 @@ impl Enforcer {
         }
     }
 
+    /// Whether the policy defines a rule called `name` (property protections name rules).
+    pub fn has_rule(&self, name: &str) -> bool {
+        self.policy.rule(name).is_some()
+    }
+
+    /// Whether the rule `name` allows the caller, judged with no target, as Glance judges
+    /// the rules a `policies` property protection file names.
+    pub fn rule_allows(&self, name: &str, ctx: &Context) -> bool {
+        self.policy.enforce(name, &creds(ctx), &Target::new())
+    }
+
     fn allowed(&self, action: &str, ctx: &Context, target: &Target) -> bool {
         // oslo.policy's scope check comes before the rule; Glance 33 cannot turn it off.
         if !ctx.is_project_scoped() && Policy::is_project_scoped(action) {

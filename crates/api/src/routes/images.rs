@@ -11,7 +11,7 @@ use glance_model::image::{
 use glance_model::ownership::Change;
 use glance_model::patch::{PatchMediaType, apply_patch_with_formats, parse_patch};
 use glance_model::wire::{ImageUpdate, NewImage};
-use glance_model::{ErrorKind, ImageId, ImageStatus, Visibility};
+use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Visibility};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -19,6 +19,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, error_response};
+use crate::protections::Op;
 use crate::view;
 
 /// Python's `urlencode` keeps only these unescaped (besides letters and digits).
@@ -41,6 +42,39 @@ fn urlencode(pairs: &[(String, String)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// Whether the caller may `op` the property `key`: always, without property protections.
+fn may(state: &AppState, ctx: &Context, key: &str, op: Op) -> bool {
+    state
+        .protections
+        .as_ref()
+        .is_none_or(|p| p.allows(key, op, ctx, &|rule| state.policy.rule_allows(rule, ctx)))
+}
+
+/// The image as the caller may see it: without the properties it may not read (Glance shows
+/// them to no one who may not read them, in show, list and the answers to create and update).
+fn readable(state: &AppState, ctx: &Context, mut image: Image) -> Image {
+    if state.protections.is_some() {
+        image.properties.retain(|k, _| may(state, ctx, k, Op::Read));
+    }
+    image
+}
+
+/// Refuses (403) the first property of `keys` the caller may not `op`.
+fn check_protected<'a>(
+    state: &AppState,
+    ctx: &Context,
+    op: Op,
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ApiError> {
+    match keys.into_iter().find(|k| !may(state, ctx, k, op)) {
+        Some(key) => Err(ApiError::forbidden(format!(
+            "Property '{key}' is protected: the property protections do not let your roles {}              it",
+            op.as_str()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn formats(state: &AppState) -> Formats {
@@ -85,6 +119,10 @@ pub async fn list_images(
             next.push(("marker".to_string(), last.id.to_string()));
             format!("/v2/images?{}", urlencode(&next))
         });
+    let images: Vec<Image> = images
+        .into_iter()
+        .map(|i| readable(&state, &ctx, i))
+        .collect();
     let body = view::ImageList {
         images: images.iter().map(|i| view::image(&state, i)).collect(),
         first,
@@ -103,6 +141,7 @@ pub async fn show_image(
     state.policy.before_show(&ctx)?;
     let image = state.registry.get_image(&ctx, &image_id(&id)?).await?;
     state.policy.show(&ctx, &image)?;
+    let image = readable(&state, &ctx, image);
     Ok(HttpResponse::Ok().json(view::image(&state, &image)))
 }
 
@@ -238,7 +277,9 @@ pub async fn create_image(
     if let Some(v @ (Visibility::Public | Visibility::Community)) = new.visibility {
         state.policy.new_visibility(&ctx, new.owner.as_deref(), v)?;
     }
+    check_protected(&state, &ctx, Op::Create, new.properties.keys())?;
     let image = state.registry.create_image(&ctx, &new).await?;
+    let image = readable(&state, &ctx, image);
     let mut res = HttpResponse::Created().json(view::image(&state, &image));
     let base = state.config.public_endpoint.clone().unwrap_or_default();
     if let Ok(v) = HeaderValue::from_str(&format!("{base}/v2/images/{}", image.id)) {
@@ -290,7 +331,18 @@ pub async fn update_image(
     let changes = parse_patch(media, &doc)?;
     let image = state.registry.get_image(&ctx, &id).await?;
     state.policy.change(Change::Modify, &ctx, &image)?;
+    // The patch sees only what the caller may read (a hidden property is absent: replacing
+    // or removing it is 409, adding it is a create). Unlike Glance 33, which then drops every
+    // hidden property from the image, the registry keeps them: only the touched ones change.
+    let image = readable(&state, &ctx, image);
     let update = apply_patch_with_formats(&image, media, &changes, &ctx, &formats(&state))?;
+    let (updated, created): (Vec<&String>, Vec<&String>) = update
+        .set_properties
+        .keys()
+        .partition(|k| image.properties.contains_key(*k));
+    check_protected(&state, &ctx, Op::Create, created)?;
+    check_protected(&state, &ctx, Op::Update, updated)?;
+    check_protected(&state, &ctx, Op::Delete, &update.remove_properties)?;
     if let Some(to) = update.visibility {
         state.policy.set_visibility(&ctx, &image, to)?;
     }
@@ -303,7 +355,8 @@ pub async fn update_image(
     let image = if update == ImageUpdate::default() {
         image
     } else {
-        state.registry.update_image(&ctx, &id, &update).await?
+        let image = state.registry.update_image(&ctx, &id, &update).await?;
+        readable(&state, &ctx, image)
     };
     Ok(HttpResponse::Ok().json(view::image(&state, &image)))
 }
