@@ -279,6 +279,19 @@ impl Enforcer {
         self.check_image(action, ctx, image)
     }
 
+    /// A location action that changes the image (`set_image_location`, `delete_image_location`,
+    /// `add_image_location`): the policy, then the ownership rule no policy file lifts, as
+    /// [`Enforcer::change`].
+    pub fn change_location(
+        &self,
+        action: &str,
+        ctx: &Context,
+        image: &Image,
+    ) -> Result<(), ApiError> {
+        self.check_image(action, ctx, image)?;
+        Ok(ownership::may_change(ctx, image, Change::Modify)?)
+    }
+
     /// Whether the policy allows a location action, without an error (what a view shows).
     pub fn allows_location(&self, action: &str, ctx: &Context, image: &Image) -> bool {
         self.allowed(action, ctx, &image_target(ctx, image))

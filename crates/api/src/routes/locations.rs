@@ -90,7 +90,7 @@ pub async fn delete_from_store(
     state.policy.location("get_image_location", &ctx, &image)?;
     state
         .policy
-        .location("delete_image_location", &ctx, &image)?;
+        .change_location("delete_image_location", &ctx, &image)?;
     if image.status != ImageStatus::Active {
         return Err(ApiError::conflict(format!(
             "Image {id} is {}: data can be removed from a store only while the image is active",
@@ -369,7 +369,9 @@ pub async fn patch_locations(
                 position: at,
                 value,
             } => {
-                state.policy.location("set_image_location", ctx, image)?;
+                state
+                    .policy
+                    .change_location("set_image_location", ctx, image)?;
                 if !writable {
                     return Err(refuse_status("added"));
                 }
@@ -387,7 +389,9 @@ pub async fn patch_locations(
                 });
             }
             LocationEdit::Remove { position: at } => {
-                state.policy.location("delete_image_location", ctx, image)?;
+                state
+                    .policy
+                    .change_location("delete_image_location", ctx, image)?;
                 if status != ImageStatus::Active {
                     return Err(ApiError::conflict(format!(
                         "Locations can be removed only while the image is active; image {id} is {}",
@@ -411,7 +415,9 @@ pub async fn patch_locations(
                 ops.push(LocationOp::Remove { url });
             }
             LocationEdit::Replace { value } => {
-                state.policy.location("set_image_location", ctx, image)?;
+                state
+                    .policy
+                    .change_location("set_image_location", ctx, image)?;
                 if !writable {
                     return Err(refuse_status("replaced"));
                 }
@@ -564,7 +570,9 @@ pub async fn add_location(
         .ok_or_else(|| ApiError::bad_request("url must be a string of 1 to 255 characters"))?
         .to_string();
     let image = state.registry.get_image(&ctx, &id).await?;
-    state.policy.location("add_image_location", &ctx, &image)?;
+    state
+        .policy
+        .change_location("add_image_location", &ctx, &image)?;
     let scheme = url.split_once("://").map_or("", |(s, _)| s);
     if !is_service(&ctx) && !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
         return Err(ApiError::forbidden(format!(
