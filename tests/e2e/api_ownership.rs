@@ -31,7 +31,12 @@ enum Rules {
 
 /// glance-api.conf for `rules`, with more `[oslo_policy]` lines.
 fn conf(rules: Rules, oslo_policy: &str) -> String {
-    let mut conf = format!("[paste_deploy]\nflavor = trusted-auth\n[oslo_policy]\n{oslo_policy}");
+    // Multi-store (one file store), so that DELETE /v2/stores/{store}/{image} is served.
+    let mut conf = format!(
+        "[DEFAULT]\nenabled_backends = local:file\n[glance_store]\ndefault_backend = local\n\
+         [local]\nfilesystem_store_datadir = {{datadir}}\n\
+         [paste_deploy]\nflavor = trusted-auth\n[oslo_policy]\n{oslo_policy}"
+    );
     if rules == Rules::QueensStyle {
         conf.push_str(&format!(
             "policy_file = {}/fixtures/policy/queens-style.json\n",
@@ -91,6 +96,14 @@ fn routes(com: &str, sh: &str) -> Vec<Route> {
                 format!("/v2/images/{com}/file"),
             )
         },
+        Route {
+            body: json_body(json!({"url": "http://127.0.0.1:9/x"})),
+            ..route(
+                "locations::add_location",
+                Method::POST,
+                format!("/v2/images/{com}/locations"),
+            )
+        },
         route(
             "images::image_action",
             Method::POST,
@@ -100,6 +113,11 @@ fn routes(com: &str, sh: &str) -> Vec<Route> {
             "images::image_action",
             Method::POST,
             format!("/v2/images/{com}/actions/reactivate"),
+        ),
+        route(
+            "locations::delete_from_store",
+            Method::DELETE,
+            format!("/v2/stores/local/{com}"),
         ),
         route(
             "images::add_tag",
@@ -236,6 +254,9 @@ async fn owners_only(backend: &'static str, rules: Rules) -> Result<()> {
                 _ if status == 404 => "not found",
                 // The policy file lets everyone in; the ownership rules refuse, whatever it says.
                 (Rules::QueensStyle, "members::update_member") => "itself",
+                // A rule newer than Queens: the file leaves it at its default (service or
+                // the owner's member), which refuses first.
+                (Rules::QueensStyle, "locations::add_location") => "policy",
                 (Rules::QueensStyle, _) => "do not own",
                 (Rules::SecureDefaults, _) => "policy",
             };
@@ -264,6 +285,10 @@ async fn owners_only(backend: &'static str, rules: Rules) -> Result<()> {
             "members::create_member" => (A, MEMBER, 200),
             "images::update_image" => (D, "admin", 200),
             "images::delete_image" => continue, // last, below
+            // Past policy and owner: the image is active by now (uploaded above).
+            "locations::add_location" => (A, MEMBER, 409),
+            // Past policy (admin only) and owner: the store holds the only copy.
+            "locations::delete_from_store" => (D, "admin", 403),
             "images::image_action" if r.path.ends_with("deactivate") => (A, MEMBER, 204),
             _ => (A, MEMBER, 204),
         };

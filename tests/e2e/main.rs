@@ -9,12 +9,14 @@
 
 mod adoption;
 mod adoption_releases;
+mod api_ceph;
 mod api_cors;
 mod api_data;
 mod api_download_integrity;
 mod api_glance_answers;
 mod api_images;
 mod api_inspect;
+mod api_locations;
 mod api_logs;
 mod api_members;
 mod api_metadefs;

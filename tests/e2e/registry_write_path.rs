@@ -216,6 +216,20 @@ async fn every_write_route_moves_its_images_counter() -> Result<()> {
             .step(("POST", "/v1/images/{id}/upload/complete"), &id, req, 200)
             .await?;
         assert_eq!(active["status"], "active", "{b}");
+        // A location added under the lock (the quota checked there).
+        let change = json!({"ops": [{"op": "add", "location":
+            {"url": "http://images.example.org/a.img", "metadata": {}}}], "quota": 10});
+        let req = w
+            .req(Method::POST, &format!("{image}/locations"))
+            .json(&change);
+        let located = w
+            .step(("POST", "/v1/images/{id}/locations"), &id, req, 200)
+            .await?;
+        assert_eq!(
+            located["locations"].as_array().map(Vec::len),
+            Some(2),
+            "{b}"
+        );
 
         // Deletes: of an image read into the record cache with children (properties, a
         // location), the cached delete with its children; of one just created (cached as

@@ -26,7 +26,8 @@ use crate::policy_engine::Policy;
 use crate::protections::PropertyProtections;
 use crate::registry_client::RegistryClient;
 use crate::routes::{
-    data, health, images, info, members, metadef_items as mi, metadefs as md, openapi, versions,
+    data, health, images, info, locations, members, metadef_items as mi, metadefs as md, openapi,
+    versions,
 };
 use glance_auth::Keystone;
 
@@ -430,6 +431,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::resource("/info/stores")
                         .route(web::get().to(info::stores_info))
+                        .default_service(web::to(refuse_method("GET"))),
+                )
+                .service(
+                    web::resource("/images/{id}/locations")
+                        .route(web::get().to(locations::list_locations))
+                        .route(web::post().to(locations::add_location))
+                        .default_service(web::to(not_allowed::<ApiHttp>("GET, POST"))),
+                )
+                .service(
+                    web::resource("/stores/{store_id}/{image_id}")
+                        .route(web::delete().to(locations::delete_from_store))
+                        .default_service(web::to(not_allowed::<ApiHttp>("DELETE"))),
+                )
+                .service(
+                    web::resource("/info/stores/detail")
+                        .route(web::get().to(info::stores_info_detail))
                         .default_service(web::to(refuse_method("GET"))),
                 )
                 .service(

@@ -46,6 +46,14 @@ pub struct ApiConfig {
     pub hashing_algorithm: HashAlgo,
     /// `show_image_direct_url`.
     pub show_image_direct_url: bool,
+    /// `show_multiple_locations` (default false; deprecated in Glance, kept for Nova and
+    /// Cinder): images show `locations` and PATCH may edit them.
+    pub show_multiple_locations: bool,
+    /// `image_location_quota` (default 10): most locations one image may have (413 past it).
+    pub image_location_quota: u32,
+    /// `do_secure_hash` (default true): a location added by `POST /v2/images/{id}/locations`
+    /// has its data read and hashed before the image becomes active.
+    pub do_secure_hash: bool,
     /// `limit_param_default`.
     pub limit_param_default: u32,
     /// `api_limit_max`.
@@ -161,6 +169,9 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "user_storage_quota"),
     ("DEFAULT", "hashing_algorithm"),
     ("DEFAULT", "show_image_direct_url"),
+    ("DEFAULT", "show_multiple_locations"),
+    ("DEFAULT", "image_location_quota"),
+    ("DEFAULT", "do_secure_hash"),
     ("DEFAULT", "limit_param_default"),
     ("DEFAULT", "api_limit_max"),
     ("DEFAULT", "public_endpoint"),
@@ -392,6 +403,19 @@ impl ApiConfig {
             show_image_direct_url: ini
                 .parse("DEFAULT", "show_image_direct_url", parse_bool)?
                 .unwrap_or(false),
+            show_multiple_locations: ini
+                .parse("DEFAULT", "show_multiple_locations", parse_bool)?
+                .unwrap_or(false),
+            image_location_quota: ini
+                .parse(
+                    "DEFAULT",
+                    "image_location_quota",
+                    parse_u32_in(0, 1_000_000),
+                )?
+                .unwrap_or(10),
+            do_secure_hash: ini
+                .parse("DEFAULT", "do_secure_hash", parse_bool)?
+                .unwrap_or(true),
             limit_param_default: ini
                 .parse("DEFAULT", "limit_param_default", parse_u32_in(1, 100_000))?
                 .unwrap_or(25),
@@ -576,6 +600,24 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("[oslo_policy] enforce_new_defaults"), "{err}");
+    }
+
+    #[test]
+    fn location_options_have_glance_defaults_and_are_read() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert!(!c.show_multiple_locations && c.do_secure_hash);
+        assert_eq!(c.image_location_quota, 10);
+        let c = cfg(
+            "[DEFAULT]\nshow_multiple_locations = true\nimage_location_quota = 3\ndo_secure_hash = false\n",
+        )
+        .unwrap();
+        assert!(c.show_multiple_locations && !c.do_secure_hash);
+        assert_eq!(c.image_location_quota, 3);
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        let err = cfg("[DEFAULT]\nimage_location_quota = many\n")
+            .unwrap_err()
+            .0;
+        assert!(err.contains("image_location_quota"), "{err}");
     }
 
     #[test]

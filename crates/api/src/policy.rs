@@ -270,6 +270,44 @@ impl Enforcer {
         )))
     }
 
+    /// An action that concerns no image (`stores_info_detail`), with the caller's project as
+    /// the target: 403 when refused.
+    pub fn global(&self, action: &str, ctx: &Context) -> Result<(), ApiError> {
+        let target = Target::new().with("project_id", ctx.project_id.clone().unwrap_or_default());
+        if self.allowed(action, ctx, &target) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "You are not authorized to do this (policy {action})"
+            )))
+        }
+    }
+
+    /// A location action on an existing image (`get_image_location`, `set_image_location`,
+    /// `delete_image_location`, `add_image_location`, `fetch_image_location`): 404 when the
+    /// caller may not even `get_image` it, 403 otherwise.
+    pub fn location(&self, action: &str, ctx: &Context, image: &Image) -> Result<(), ApiError> {
+        self.check_image(action, ctx, image)
+    }
+
+    /// A location action that changes the image (`set_image_location`, `delete_image_location`,
+    /// `add_image_location`): the policy, then the ownership rule no policy file lifts, as
+    /// [`Enforcer::change`].
+    pub fn change_location(
+        &self,
+        action: &str,
+        ctx: &Context,
+        image: &Image,
+    ) -> Result<(), ApiError> {
+        self.check_image(action, ctx, image)?;
+        Ok(ownership::may_change(ctx, image, Change::Modify)?)
+    }
+
+    /// Whether the policy allows a location action, without an error (what a view shows).
+    pub fn allows_location(&self, action: &str, ctx: &Context, image: &Image) -> bool {
+        self.allowed(action, ctx, &image_target(ctx, image))
+    }
+
     /// A read of an existing image (`download_image`, `get_members`).
     pub fn read(&self, action: Read, ctx: &Context, image: &Image) -> Result<(), ApiError> {
         self.check_image(action.action(), ctx, image)
@@ -376,6 +414,9 @@ fn describe(action: &str) -> &'static str {
         "get_members" | "get_member" => "list the members of",
         "publicize_image" => "make public",
         "communitize_image" => "make community",
+        "get_image_location" | "fetch_image_location" => "read the locations of",
+        "set_image_location" | "add_image_location" => "add locations to",
+        "delete_image_location" => "remove locations from",
         _ => "act on",
     }
 }

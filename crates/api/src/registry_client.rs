@@ -678,6 +678,18 @@ impl RegistryClient {
         self.expect(ctx, Method::POST, &path, Some(done)).await
     }
 
+    /// Edits an image's locations (add, remove, replace) under its row lock, where the
+    /// registry also checks `image_location_quota`.
+    pub async fn change_locations(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        change: &glance_model::wire::LocationsChange,
+    ) -> Result<Image, ApiError> {
+        let path = format!("/v1/images/{id}/locations");
+        self.expect(ctx, Method::POST, &path, Some(change)).await
+    }
+
     /// Returns the image to `queued` after a failed upload.
     pub async fn abort_upload(
         &self,

@@ -2,7 +2,7 @@
 //! properties flattened beside the base fields, `self`/`file`/`schema` links, ISO times.
 
 use glance_model::time::isotime;
-use glance_model::{Image, Member};
+use glance_model::{Context, Image, Member};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
@@ -50,25 +50,50 @@ pub struct ImageView<'a> {
     img: &'a Image,
     stores: Option<String>,
     direct_url: Option<&'a str>,
+    /// `locations` (with `show_multiple_locations`): `None` hides the field.
+    locations: Option<Vec<&'a glance_model::image::Location>>,
 }
 
-/// The view of `img`.
+/// The view of `img` without its locations (no `direct_url`, no `locations`): for a caller the
+/// location policy was not asked about. [`image_for`] is the full view.
 pub fn image<'a>(state: &AppState, img: &'a Image) -> ImageView<'a> {
     let locations = sorted_locations(state, img);
     let stores = (state.stores.multi_store() && !locations.is_empty()).then(|| {
         let ids: Vec<&str> = locations.iter().filter_map(|(_, s)| *s).collect();
         ids.join(",")
     });
-    let direct_url = state
-        .config
-        .show_image_direct_url
-        .then(|| locations.first().map(|(url, _)| *url))
-        .flatten();
     ImageView {
         img,
         stores,
-        direct_url,
+        direct_url: None,
+        locations: None,
     }
+}
+
+/// The view of `img` for `ctx`: with `show_image_direct_url` its best location as
+/// `direct_url`, with `show_multiple_locations` every location as `locations`, both only when
+/// the policy `get_image_location` lets the caller see them (an rbd:// URL lets Nova and
+/// Cinder clone the data; OSSN-0065/0090). A caller it refuses gets `locations: []`, as from
+/// Glance.
+pub fn image_for<'a>(state: &AppState, ctx: &Context, img: &'a Image) -> ImageView<'a> {
+    let mut view = image(state, img);
+    let config = &state.config;
+    if !config.show_image_direct_url && !config.show_multiple_locations {
+        return view;
+    }
+    let allowed = state.policy.allows_location("get_image_location", ctx, img);
+    let sorted = if allowed {
+        sorted_location_rows(state, img)
+    } else {
+        Vec::new()
+    };
+    if config.show_image_direct_url {
+        view.direct_url = sorted.first().map(|l| l.url.as_str());
+    }
+    if config.show_multiple_locations {
+        view.locations = Some(sorted);
+    }
+    view
 }
 
 impl Serialize for ImageView<'_> {
@@ -112,6 +137,13 @@ impl Serialize for ImageView<'_> {
         if let Some(url) = self.direct_url {
             m.serialize_entry("direct_url", url)?;
         }
+        if let Some(locations) = &self.locations {
+            let shown: Vec<Value> = locations
+                .iter()
+                .map(|l| json!({"url": l.url, "metadata": l.metadata}))
+                .collect();
+            m.serialize_entry("locations", &shown)?;
+        }
         m.end()
     }
 }
@@ -128,6 +160,26 @@ pub struct ImageList<'a> {
     /// The next page's link, when this page is full.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+}
+
+/// The image's active locations, highest store weight first.
+pub fn sorted_location_rows<'a>(
+    state: &AppState,
+    img: &'a Image,
+) -> Vec<&'a glance_model::image::Location> {
+    let mut locs: Vec<&glance_model::image::Location> = img
+        .locations
+        .iter()
+        .filter(|l| l.status == "active")
+        .collect();
+    locs.sort_by_key(|l| {
+        std::cmp::Reverse(
+            state
+                .stores
+                .weight(l.metadata.get("store").and_then(Value::as_str)),
+        )
+    });
+    locs
 }
 
 /// The image's active locations with their store ids, highest store weight first.

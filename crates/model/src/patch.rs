@@ -308,19 +308,72 @@ pub fn apply_patch_with_formats(
     ctx: &Context,
     formats: &Formats,
 ) -> Result<ImageUpdate, ModelError> {
+    apply_patch_with_locations(image, media, changes, ctx, formats, false).map(|(u, _)| u)
+}
+
+/// An edit of `/locations` in a patch, in the order the patch gives it; what it means for the
+/// image's locations (positions, stores, sizes) is glance-api's to check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocationEdit {
+    /// `add /locations/N` or `/locations/-` (`position` is `None`).
+    Add {
+        /// The list position, as written.
+        position: Option<String>,
+        /// The location object (`url`, `metadata`, optional `validation_data`).
+        value: Value,
+    },
+    /// `remove /locations/N`.
+    Remove {
+        /// The list position, as written.
+        position: String,
+    },
+    /// `replace /locations` with a new list.
+    Replace {
+        /// The new list.
+        value: Value,
+    },
+}
+
+/// [`apply_patch_with_formats`], with `/locations` edits returned in order when
+/// `locations_visible` (`show_multiple_locations`), and refused with Glance's 403 otherwise.
+pub fn apply_patch_with_locations(
+    image: &Image,
+    media: PatchMediaType,
+    changes: &[PatchChange],
+    ctx: &Context,
+    formats: &Formats,
+    locations_visible: bool,
+) -> Result<(ImageUpdate, Vec<LocationEdit>), ModelError> {
     // Glance's deserializer checks every change (403 read-only/reserved, 400 schema) before
     // the controller applies any of them, so a bad later change wins over an earlier 409.
     let checked = changes
         .iter()
-        .map(|c| check_change(c, formats))
+        .map(|c| check_change(c, formats).map(|k| (k, c)))
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut props = image.properties.clone();
     let mut touched = BTreeSet::new();
     let mut update = ImageUpdate::default();
-    for change in checked {
+    let mut edits = Vec::new();
+    for (change, raw) in checked {
         match change {
-            Checked::Locations { op, value } => return Err(refuse_locations(op, value)),
+            Checked::Locations { op, value } if !locations_visible => {
+                return Err(refuse_locations(op, value));
+            }
+            Checked::Locations { op, value } => {
+                let position = raw.path.get(1).cloned();
+                let value = value.cloned().unwrap_or(Value::Null);
+                edits.push(match op {
+                    PatchOp::Add => LocationEdit::Add {
+                        position: position.filter(|p| p != "-"),
+                        value,
+                    },
+                    PatchOp::Remove => LocationEdit::Remove {
+                        position: position.unwrap_or_default(),
+                    },
+                    PatchOp::Replace => LocationEdit::Replace { value },
+                });
+            }
             Checked::Base { name, value: None } => {
                 return Err(ModelError::new(
                     ErrorKind::Forbidden,
@@ -358,7 +411,7 @@ pub fn apply_patch_with_formats(
             }
         }
     }
-    finish(image, update, &props, &touched)
+    finish(image, update, &props, &touched).map(|u| (u, edits))
 }
 
 fn finish(

@@ -441,6 +441,102 @@ impl UploadComplete {
     }
 }
 
+/// Body of `POST /v1/images/{id}/locations`: edits of an image's locations, applied in order
+/// to the locations the image has when its row lock is taken (not those the caller read), then
+/// checked as a whole: the quota, no duplicate, no active image left without a location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationsChange {
+    /// The edits, in order.
+    pub ops: Vec<LocationOp>,
+    /// `image_location_quota`: more locations than this after the edits is a 413 and nothing
+    /// changes. Checked under the row lock, so concurrent adds cannot pass it together.
+    #[serde(default)]
+    pub quota: Option<u32>,
+    /// What a `queued` image that gets its first location becomes `active` with.
+    #[serde(default)]
+    pub activate: Option<Activation>,
+}
+
+/// One edit of an image's locations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LocationOp {
+    /// Inserts `location` at `index` (`None` or past the end: appends).
+    Add {
+        /// Position in the list.
+        #[serde(default)]
+        index: Option<usize>,
+        /// The new location.
+        location: NewLocation,
+    },
+    /// Removes the location with this URL (409 if the image has none).
+    Remove {
+        /// Its URL.
+        url: String,
+    },
+    /// Replaces the whole list, if it still holds exactly the URLs `expected` (409 otherwise).
+    Replace {
+        /// The URLs the caller read, in order.
+        expected: Vec<String>,
+        /// The new list.
+        locations: Vec<NewLocation>,
+    },
+}
+
+/// Size and digests recorded when a location makes a `queued` image `active`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activation {
+    /// Bytes.
+    pub size: i64,
+    /// MD5 hex, when known.
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// `os_hash_algo`, when known.
+    #[serde(default)]
+    pub os_hash_algo: Option<String>,
+    /// `os_hash_value`, when known.
+    #[serde(default)]
+    pub os_hash_value: Option<String>,
+}
+
+impl LocationsChange {
+    /// Checks every location and the activation's values.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for op in &self.ops {
+            match op {
+                LocationOp::Add { location, .. } => location.validate()?,
+                LocationOp::Remove { url } => {
+                    if url.is_empty() {
+                        return Err(ModelError::bad_request("Location url must not be empty"));
+                    }
+                }
+                LocationOp::Replace { locations, .. } => {
+                    for l in locations {
+                        l.validate()?;
+                    }
+                }
+            }
+        }
+        if let Some(a) = &self.activate {
+            if a.size < 0 {
+                return Err(ModelError::bad_request("size must not be negative"));
+            }
+            for (field, value, max) in [
+                ("checksum", &a.checksum, 32),
+                ("os_hash_algo", &a.os_hash_algo, 64),
+                ("os_hash_value", &a.os_hash_value, 128),
+            ] {
+                if let Some(v) = value {
+                    check_len(field, v, max)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Response of `GET /v1/leases/expired`: uploads whose holder stopped renewing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseList {

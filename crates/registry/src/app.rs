@@ -135,6 +135,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
         )
         .service(
+            web::resource("/v1/images/{id}/locations")
+                .route(web::post().to(uploads::change_locations))
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
+        )
+        .service(
             web::resource("/v1/usage")
                 .route(web::get().to(images::show_usage))
                 .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),

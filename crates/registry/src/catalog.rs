@@ -389,6 +389,18 @@ impl Catalog {
         self.db.write(move |c| leases::recover(c, &ctx, &id)).await
     }
 
+    /// Edits an image's locations (add, remove, replace), the quota checked under its lock.
+    pub async fn change_locations(
+        &self,
+        ctx: Context,
+        id: ImageId,
+        change: glance_model::wire::LocationsChange,
+    ) -> Result<Image, RegistryError> {
+        self.db
+            .write(move |c| crate::db::locations::change(c, &ctx, &id, &change))
+            .await
+    }
+
     /// Leases that ran out before now.
     pub async fn expired_leases(&self) -> Result<Vec<Lease>, RegistryError> {
         self.db

@@ -157,6 +157,11 @@ impl FileStore {
         &self.id
     }
 
+    /// The store's settings.
+    pub fn config(&self) -> &FileConfig {
+        &self.cfg
+    }
+
     /// The configured directories, highest priority first.
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
         self.cfg.datadirs.iter().map(|d| d.path.as_path())

@@ -47,6 +47,17 @@ impl HashAlgo {
         }
     }
 
+    /// Length of the digest in hexadecimal digits.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Md5 => 32,
+            Self::Sha224 => 56,
+            Self::Sha256 => 64,
+            Self::Sha384 => 96,
+            Self::Sha512 => 128,
+        }
+    }
+
     /// A fresh running hash: OpenSSL's digest where its library offers the algorithm, else
     /// the pure-Rust one (an OpenSSL in FIPS mode refuses MD5).
     pub fn hasher(self) -> Hasher {

@@ -29,7 +29,7 @@ pub use file::FileStore;
 pub use hashing::HashAlgo;
 pub use http::HttpStore;
 pub use pipeline::{WriteLimits, Written};
-pub use stores::{Added, Store, StoreEntry, StoreInfo, Stores, UploadTarget};
+pub use stores::{Added, Store, StoreDetail, StoreEntry, StoreInfo, Stores, UploadTarget};
 
 /// The one byte-stream type of this crate (not `Send`: actix bodies need not be).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>>>>;

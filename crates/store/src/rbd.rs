@@ -10,12 +10,21 @@
 //!   snapshot exist the unprotect fails (EBUSY) and the delete answers "in use": nothing is
 //!   removed.
 //!
+//! - A partial image (an upload that failed) is removed at once; when Ceph does not answer
+//!   then (it stopped mid-upload), its name is kept and the removal retried in the background
+//!   until Ceph answers, and an upload of the same image first finishes it. The retry removes
+//!   only names still kept, and an upload takes its name out before creating the image, so a
+//!   retry never removes a new upload's image (of this glance-api; two nodes uploading the
+//!   same image at once are kept apart by the registry's upload lease).
+//!
 //! librbd calls block, so they run on tokio's blocking threads. The cluster is connected at
 //! first use (not at start-up, so a Ceph that is down does not hold glance-api back) and the
 //! connection is kept; a failed connection is an unavailable store, retried by the next request.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -28,6 +37,68 @@ use crate::{ByteRange, Fetched, StoreError};
 
 /// The snapshot every image gets (Glance's name; Nova and Cinder look for it).
 pub const SNAPSHOT: &str = "snap";
+
+/// Partial images whose removal failed, by name (see the module doc).
+type Pending = Arc<Mutex<HashSet<String>>>;
+
+/// How often, and how many times, the removal of a partial image is retried (10 minutes).
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+const RETRIES: u32 = 300;
+
+/// Removes the image `name` with its snapshot (unprotected first), if they exist.
+fn remove_with_snapshot(pool: &Arc<Pool>, name: &str) -> Result<(), CephError> {
+    let gone = |e: &CephError| e.class() == ErrorClass::NotFound;
+    match pool.open(name) {
+        Ok(mut image) => {
+            if let Ok(true) = image.snap_is_protected(SNAPSHOT) {
+                image.snap_unprotect(SNAPSHOT)?;
+            }
+            match image.snap_remove(SNAPSHOT) {
+                Err(e) if !gone(&e) => return Err(e),
+                _ => {}
+            }
+        }
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match pool.remove_image(name) {
+        Err(e) if !gone(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Keeps `name` as a partial image to remove and retries its removal in the background.
+fn retry_removal(store: String, pool: Arc<Pool>, pending: Pending, name: String) {
+    if let Ok(mut set) = pending.lock() {
+        set.insert(name.clone());
+    }
+    let spawned = std::thread::Builder::new()
+        .name("rbd-cleanup".to_string())
+        .spawn(move || {
+            for _ in 0..RETRIES {
+                std::thread::sleep(RETRY_EVERY);
+                let Ok(mut set) = pending.lock() else { return };
+                if !set.contains(&name) {
+                    return;
+                }
+                match remove_with_snapshot(&pool, &name) {
+                    Ok(()) => {
+                        set.remove(&name);
+                        log::info!("store {store}: partial RBD image {name} removed on retry");
+                        return;
+                    }
+                    Err(e) => log::debug!("store {store}: partial RBD image {name}: {e}"),
+                }
+            }
+            log::error!(
+                "store {store}: partial RBD image {name} still not removed after {} s; remove it with rbd rm",
+                RETRY_EVERY.as_secs() * u64::from(RETRIES)
+            );
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the removal of a partial RBD image: {e}");
+    }
+}
 
 /// A connected pool and what the locations need.
 #[derive(Debug)]
@@ -42,6 +113,7 @@ pub struct RbdStore {
     id: String,
     cfg: RbdConfig,
     conn: Mutex<Option<Arc<Connected>>>,
+    pending: Pending,
 }
 
 /// The parts of an `rbd://` location.
@@ -95,6 +167,7 @@ impl RbdStore {
             id: id.to_string(),
             cfg,
             conn: Mutex::new(None),
+            pending: Pending::default(),
         }
     }
 
@@ -228,7 +301,10 @@ impl RbdStore {
         let name = image_id.to_string();
         let size = limits.declared_size.unwrap_or(0);
         let writer = self
-            .blocking(move |me, c| RbdWriter::create(me, &c, &name, size))
+            .blocking(move |me, c| {
+                me.finish_pending(&c.pool, &name)?;
+                RbdWriter::create(me, &c, &name, size)
+            })
             .await?;
         let location = writer.location.clone();
         let mut written = pipeline::pump(data, writer, limits, algo).await?;
@@ -240,6 +316,28 @@ impl RbdStore {
             written.location
         );
         Ok(written)
+    }
+
+    /// Removes the partial image of an earlier failed upload of `name`, if one is kept.
+    fn finish_pending(&self, pool: &Arc<Pool>, name: &str) -> Result<(), StoreError> {
+        let mut set = self
+            .pending
+            .lock()
+            .map_err(|_| StoreError::Worker("rbd cleanup lock poisoned".to_string()))?;
+        if set.contains(name) {
+            remove_with_snapshot(pool, name).map_err(|e| {
+                self.unavailable(format!(
+                    "the partial RBD image {name} of an earlier upload cannot be removed: {e}"
+                ))
+            })?;
+            set.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Whether a partial image named `name` waits for its removal (for tests and logs).
+    pub fn removal_pending(&self, name: &str) -> bool {
+        self.pending.lock().is_ok_and(|s| s.contains(name))
     }
 
     /// The image name and snapshot a location names, checked against this store's pool.
@@ -377,6 +475,7 @@ fn read_stream(
 struct RbdWriter {
     store: String,
     pool: Arc<Pool>,
+    pending: Pending,
     name: String,
     image: Option<Image>,
     location: String,
@@ -386,7 +485,6 @@ struct RbdWriter {
     size: u64,
     chunk: u64,
     thin: bool,
-    snapped: bool,
     committed: bool,
 }
 
@@ -400,6 +498,7 @@ impl RbdWriter {
         let mut w = Self {
             store: store.id.clone(),
             pool: Arc::clone(&c.pool),
+            pending: Arc::clone(&store.pending),
             name: name.to_string(),
             image: None,
             location: format!("rbd://{}/{}/{name}/{SNAPSHOT}", c.fsid, store.cfg.pool),
@@ -407,7 +506,6 @@ impl RbdWriter {
             size,
             chunk: store.chunk_size_bytes(),
             thin: store.cfg.thin_provisioning,
-            snapped: false,
             committed: false,
         };
         w.image = Some(c.pool.open(name).map_err(|e| store.error(name, e))?);
@@ -466,7 +564,6 @@ impl BlockWriter for RbdWriter {
         r.map_err(|e| self.failed("flush", e))?;
         let r = self.image()?.snap_create(SNAPSHOT);
         r.map_err(|e| self.failed("snapshot", e))?;
-        self.snapped = true;
         let r = self.image()?.snap_protect(SNAPSHOT);
         r.map_err(|e| self.failed("snapshot protect", e))?;
         self.committed = true;
@@ -479,25 +576,19 @@ impl Drop for RbdWriter {
         if self.committed {
             return;
         }
-        // Remove the partial image: snapshot first (if made), then the image, after closing it.
-        if let Some(mut image) = self.image.take() {
-            if self.snapped {
-                let _ = image.snap_unprotect(SNAPSHOT);
-                if let Err(e) = image.snap_remove(SNAPSHOT) {
-                    log::error!(
-                        "store {}: cannot remove snapshot of partial image {}: {e}",
-                        self.store,
-                        self.name
-                    );
-                }
-            }
-            drop(image);
-        }
-        if let Err(e) = self.pool.remove_image(&self.name) {
-            log::error!(
-                "store {}: cannot remove partial RBD image {}: {e}",
+        // Close the image before removing it (with its snapshot, if made).
+        drop(self.image.take());
+        if let Err(e) = remove_with_snapshot(&self.pool, &self.name) {
+            log::warn!(
+                "store {}: cannot remove partial RBD image {} now ({e}); retrying in the background",
                 self.store,
                 self.name
+            );
+            retry_removal(
+                self.store.clone(),
+                Arc::clone(&self.pool),
+                Arc::clone(&self.pending),
+                self.name.clone(),
             );
         }
     }

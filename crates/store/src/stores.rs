@@ -67,6 +67,18 @@ pub struct StoreInfo {
     pub weight: i64,
 }
 
+/// What `/v2/info/stores/detail` adds for one store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreDetail {
+    /// What `/v2/info/stores` shows.
+    pub info: StoreInfo,
+    /// The store type as `enabled_backends` names it (`file`, `http`, `rbd`).
+    pub kind: &'static str,
+    /// The type's settings as Glance shows them (rbd: `chunk_size` in bytes, `pool`,
+    /// `thin_provisioning`, `fsid`; file: `data_dir`, `chunk_size`, `thin_provisioning`).
+    pub properties: serde_json::Value,
+}
+
 /// A finished upload and the store that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
@@ -151,6 +163,56 @@ impl Stores {
                 weight: e.weight,
             })
             .collect()
+    }
+
+    /// Every store with its type and settings, as `/v2/info/stores/detail` lists them. An rbd
+    /// store not yet connected is connected now for its fsid (`null` if Ceph does not answer
+    /// within `rados_connect_timeout`).
+    pub async fn describe_detail(&self) -> Vec<StoreDetail> {
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (e, info) in self.entries.iter().zip(self.describe()) {
+            let (kind, properties) = match &e.store {
+                Store::File(f) => {
+                    let cfg = f.config();
+                    let dir = cfg
+                        .datadirs
+                        .first()
+                        .map(|d| d.path.display().to_string())
+                        .unwrap_or_default();
+                    (
+                        "file",
+                        serde_json::json!({
+                            "data_dir": dir,
+                            "chunk_size": cfg.chunk_size,
+                            "thin_provisioning": false,
+                        }),
+                    )
+                }
+                Store::Http(_) => ("http", serde_json::json!({})),
+                #[cfg(feature = "rbd")]
+                Store::Rbd(r) => {
+                    let fsid = match r.fsid() {
+                        Some(f) => Some(f),
+                        None => r.check().await.ok(),
+                    };
+                    (
+                        "rbd",
+                        serde_json::json!({
+                            "chunk_size": r.chunk_size_bytes(),
+                            "pool": r.config().pool,
+                            "thin_provisioning": r.config().thin_provisioning,
+                            "fsid": fsid,
+                        }),
+                    )
+                }
+            };
+            out.push(StoreDetail {
+                info,
+                kind,
+                properties,
+            });
+        }
+        out
     }
 
     /// Each store's start-up/health check: `Err` says what an operator must fix.
@@ -349,6 +411,17 @@ impl Stores {
             Store::Http(_) => Ok(()),
             #[cfg(feature = "rbd")]
             Store::Rbd(r) => r.delete(url).await,
+        }
+    }
+
+    /// Whether the store of `url` may refuse to delete it while something outside Glance uses
+    /// it (rbd: clones of its snapshot). Such data is removed before the record of it, so
+    /// that an "in use" refusal leaves the image as it was, as Glance does.
+    pub fn may_be_in_use(&self, url: &str, store_hint: Option<&str>) -> bool {
+        match self.reader_for(url, store_hint).map(|e| &e.store) {
+            #[cfg(feature = "rbd")]
+            Ok(Store::Rbd(_)) => true,
+            _ => false,
         }
     }
 

@@ -9,7 +9,7 @@ use glance_model::image::{
     is_uuid_property,
 };
 use glance_model::ownership::Change;
-use glance_model::patch::{PatchMediaType, apply_patch_with_formats, parse_patch};
+use glance_model::patch::{PatchMediaType, apply_patch_with_locations, parse_patch};
 use glance_model::wire::{ImageUpdate, NewImage};
 use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Visibility};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -124,7 +124,10 @@ pub async fn list_images(
         .map(|i| readable(&state, &ctx, i))
         .collect();
     let body = view::ImageList {
-        images: images.iter().map(|i| view::image(&state, i)).collect(),
+        images: images
+            .iter()
+            .map(|i| view::image_for(&state, &ctx, i))
+            .collect(),
         first,
         schema: "/v2/schemas/images",
         next,
@@ -142,7 +145,7 @@ pub async fn show_image(
     let image = state.registry.get_image(&ctx, &image_id(&id)?).await?;
     state.policy.show(&ctx, &image)?;
     let image = readable(&state, &ctx, image);
-    Ok(HttpResponse::Ok().json(view::image(&state, &image)))
+    Ok(HttpResponse::Ok().json(view::image_for(&state, &ctx, &image)))
 }
 
 /// Turns a create request's JSON into a registry `NewImage`, with Glance's rules.
@@ -280,7 +283,7 @@ pub async fn create_image(
     check_protected(&state, &ctx, Op::Create, new.properties.keys())?;
     let image = state.registry.create_image(&ctx, &new).await?;
     let image = readable(&state, &ctx, image);
-    let mut res = HttpResponse::Created().json(view::image(&state, &image));
+    let mut res = HttpResponse::Created().json(view::image_for(&state, &ctx, &image));
     let base = state.config.public_endpoint.clone().unwrap_or_default();
     if let Ok(v) = HeaderValue::from_str(&format!("{base}/v2/images/{}", image.id)) {
         res.headers_mut().insert(LOCATION, v);
@@ -335,7 +338,14 @@ pub async fn update_image(
     // or removing it is 409, adding it is a create). Unlike Glance 33, which then drops every
     // hidden property from the image, the registry keeps them: only the touched ones change.
     let image = readable(&state, &ctx, image);
-    let update = apply_patch_with_formats(&image, media, &changes, &ctx, &formats(&state))?;
+    let (update, location_edits) = apply_patch_with_locations(
+        &image,
+        media,
+        &changes,
+        &ctx,
+        &formats(&state),
+        state.config.show_multiple_locations,
+    )?;
     let (updated, created): (Vec<&String>, Vec<&String>) = update
         .set_properties
         .keys()
@@ -352,13 +362,20 @@ pub async fn update_image(
     if let Some(fmt) = update.container_format.as_ref().and_then(Option::as_deref) {
         formats(&state).check_container(fmt)?;
     }
+    // The location edits first (they check the stores and may be refused); then the rest.
+    let image = if location_edits.is_empty() {
+        image
+    } else {
+        let image = super::locations::patch_locations(&state, &ctx, &image, &location_edits).await?;
+        readable(&state, &ctx, image)
+    };
     let image = if update == ImageUpdate::default() {
         image
     } else {
         let image = state.registry.update_image(&ctx, &id, &update).await?;
         readable(&state, &ctx, image)
     };
-    Ok(HttpResponse::Ok().json(view::image(&state, &image)))
+    Ok(HttpResponse::Ok().json(view::image_for(&state, &ctx, &image)))
 }
 
 /// `DELETE /v2/images/{id}`: protected → 403; data removed from every store.
@@ -375,8 +392,29 @@ pub async fn delete_image(
             "Image {id} is protected and cannot be deleted; set protected to false first"
         )));
     }
+    // Data a store may refuse to delete while it is in use (rbd clones) goes first, as in
+    // Glance: an "in use" refusal is a 409 and the image stays as it was.
+    let locations = view::sorted_locations(&state, &image);
+    for &(url, store) in &locations {
+        if !state.stores.may_be_in_use(url, store) {
+            continue;
+        }
+        match state.stores.delete(url, store).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                return Err(ApiError::conflict(format!(
+                    "Image {id} cannot be deleted: its data is in use outside Glance ({e})"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     state.registry.delete_image(&ctx, &id).await?;
-    for (url, store) in view::sorted_locations(&state, &image) {
+    for (url, store) in locations {
+        if state.stores.may_be_in_use(url, store) {
+            continue;
+        }
         match state.stores.delete(url, store).await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}

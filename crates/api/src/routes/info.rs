@@ -68,6 +68,41 @@ pub async fn stores_info(
     Ok(HttpResponse::Ok().json(json!({ "stores": stores })))
 }
 
+/// `GET /v2/info/stores/detail`: each store with its type, weight and settings (policy
+/// `stores_info_detail`: admin or service); 404 without multi-store, as Glance.
+pub async fn stores_info_detail(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> Result<HttpResponse, ApiError> {
+    if !state.stores.multi_store() {
+        return Err(ApiError::not_found(
+            "Multi backend is not supported at this site.",
+        ));
+    }
+    state.policy.global("stores_info_detail", &ctx)?;
+    let stores: Vec<serde_json::Value> = state
+        .stores
+        .describe_detail()
+        .await
+        .into_iter()
+        .map(|d| {
+            let s = d.info;
+            let mut v = json!({"id": s.id, "description": s.description});
+            if s.is_default {
+                v["default"] = json!("true");
+            }
+            if s.read_only {
+                v["read-only"] = json!("true");
+            }
+            v["type"] = json!(d.kind);
+            v["properties"] = d.properties;
+            v["weight"] = json!(s.weight);
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "stores": stores })))
+}
+
 /// `GET /v2/info/usage`: Glance answers `{"usage": {}}` without Keystone limits.
 pub async fn usage_info(_caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "usage": {} }))

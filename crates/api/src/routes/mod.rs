@@ -5,6 +5,7 @@ pub mod data;
 pub mod health;
 pub mod images;
 pub mod info;
+pub mod locations;
 pub mod members;
 pub mod metadef_items;
 pub mod metadefs;

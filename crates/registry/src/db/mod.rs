@@ -8,6 +8,7 @@ pub mod generations;
 pub mod glance_releases;
 pub mod images;
 pub mod leases;
+pub mod locations;
 pub mod locked;
 pub mod login;
 pub mod members;

@@ -75,6 +75,22 @@ pub async fn recover_upload(
     Ok(HttpResponse::Ok().json(image))
 }
 
+/// `POST /v1/images/{id}/locations`: edits of the image's locations (add, remove, replace),
+/// applied under its row lock with the location quota checked there.
+pub async fn change_locations(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    id: web::Path<String>,
+    body: web::Json<glance_model::wire::LocationsChange>,
+) -> Result<HttpResponse, RouteError> {
+    let id = image_id(&id)?;
+    let image = state
+        .catalog
+        .change_locations(ctx, id, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(image))
+}
+
 /// `GET /v1/leases/expired`
 pub async fn list_expired_leases(state: web::Data<AppState>) -> Result<HttpResponse, RouteError> {
     let list = state.catalog.expired_leases().await?;
