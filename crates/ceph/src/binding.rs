@@ -341,3 +341,16 @@ impl Drop for Image {
         }
     }
 }
+
+/// See [`crate::end_with_exit_status`].
+pub(crate) fn end_with_exit_status() {
+    extern "C" fn quick(status: c_int, _: *mut std::ffi::c_void) {
+        // SAFETY: `_exit` ends the process at once; nothing runs after it.
+        unsafe { ffi::_exit(status) }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a handler that calls only `_exit`; its argument is unused.
+    ONCE.call_once(|| unsafe {
+        ffi::on_exit(quick, ptr::null_mut());
+    });
+}

@@ -16,6 +16,9 @@ pub(crate) type ImageT = *mut c_void;
 pub(crate) const FEATURE_LAYERING: u64 = 1;
 
 unsafe extern "C" {
+    // glibc, for `crate::end_with_exit_status`.
+    pub(crate) fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    pub(crate) fn _exit(status: c_int) -> !;
     pub(crate) fn rados_create2(
         cluster: *mut RadosT,
         cluster_name: *const c_char,

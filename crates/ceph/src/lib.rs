@@ -12,6 +12,18 @@ mod ffi;
 
 pub use binding::{Cluster, Image, Pool};
 
+/// Makes the process end with `_exit(status)` when it calls `exit(status)`, before
+/// librados's own exit-time destructors run. For a process that cannot close its clients
+/// before it exits (a test binary whose in-process servers outlive their tests): librados's
+/// static destructors then throw a C++ exception inside a thread still in a librados call,
+/// which aborts the process ("Rust cannot catch foreign exceptions") after its work is done.
+/// glibc runs `on_exit` handlers in the reverse order of registration, and librados's were
+/// registered when it was loaded, before `main`, so this one runs first. Rust flushes stdout
+/// before it calls `exit`. A daemon closes its clients first and has no need of it.
+pub fn end_with_exit_status() {
+    binding::end_with_exit_status();
+}
+
 /// A librados or librbd call that failed: which one, and the errno it returned.
 #[derive(Debug, thiserror::Error)]
 #[error("{call} failed: {}", std::io::Error::from_raw_os_error(*.errno))]
