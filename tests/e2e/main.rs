@@ -20,6 +20,7 @@ mod api_metadefs;
 mod api_nul;
 mod api_openapi;
 mod api_ownership;
+mod api_quotas;
 mod api_recovery;
 mod api_startup;
 mod cloud;

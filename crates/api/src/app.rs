@@ -49,7 +49,8 @@ impl AppState {
     /// `[oslo_policy] policy_file`), Keystone client.
     pub fn from_config(config: ApiConfig) -> Result<Self, ApiError> {
         let stores = Stores::from_config(&config.stores)?;
-        let registry = RegistryClient::new(&config.registry_url, config.registry_secret.clone())?;
+        let registry = RegistryClient::new(&config.registry_url, config.registry_secret.clone())?
+            .with_image_quotas(&config.image_quotas);
         let policy = Policy::configured(config.policy_file.as_deref(), config.enforce_new_defaults)
             .map_err(|e| ApiError::Startup(format!("[oslo_policy] policy_file: {e}")))?;
         if let Some(path) = &config.policy_file {

@@ -7,6 +7,7 @@ use glance_auth::{Flavor, KeystoneConfig};
 use glance_config::daemon::{LOG_OPTIONS, LogSettings};
 use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
 use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
+use glance_model::quota::{self, DEFAULT_IMAGE_QUOTA, ImageQuotas};
 use glance_store::{HashAlgo, StoresConfig};
 
 use crate::http1::KeepAlive;
@@ -40,6 +41,9 @@ pub struct ApiConfig {
     pub image_size_cap: u64,
     /// `user_storage_quota` in bytes; 0 = unlimited.
     pub user_storage_quota: u64,
+    /// `image_member_quota`, `image_property_quota`, `image_tag_quota` (Glance: 128 each,
+    /// negative unlimited): sent to glance-registry, which enforces them.
+    pub image_quotas: ImageQuotas,
     /// `hashing_algorithm`.
     pub hashing_algorithm: HashAlgo,
     /// `show_image_direct_url`.
@@ -154,6 +158,9 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "registry_port"),
     ("DEFAULT", "image_size_cap"),
     ("DEFAULT", "user_storage_quota"),
+    ("DEFAULT", "image_member_quota"),
+    ("DEFAULT", "image_property_quota"),
+    ("DEFAULT", "image_tag_quota"),
     ("DEFAULT", "hashing_algorithm"),
     ("DEFAULT", "show_image_direct_url"),
     ("DEFAULT", "limit_param_default"),
@@ -227,6 +234,26 @@ fn image_format_rules(ini: &IniSet) -> Result<glance_inspect::Rules, ConfigError
         rules.gpt_safety_checks_nonfatal = v;
     }
     Ok(rules)
+}
+
+/// `image_member_quota`, `image_property_quota` and `image_tag_quota`: whole numbers, a
+/// negative one unlimited (as in Glance), each 128 when unset.
+fn image_quotas(ini: &IniSet) -> Result<ImageQuotas, ConfigError> {
+    let one = |option: &str| -> Result<Option<u64>, ConfigError> {
+        let n = ini
+            .parse("DEFAULT", option, |s| {
+                s.trim().parse::<i64>().map_err(|_| {
+                    "expected a whole number of items per image (negative: unlimited)".to_string()
+                })
+            })?
+            .unwrap_or(DEFAULT_IMAGE_QUOTA);
+        Ok(quota::limit(n))
+    };
+    Ok(ImageQuotas {
+        members: one("image_member_quota")?,
+        properties: one("image_property_quota")?,
+        tags: one("image_tag_quota")?,
+    })
 }
 
 fn known_options() -> Vec<(&'static str, &'static str)> {
@@ -339,6 +366,7 @@ impl ApiConfig {
             user_storage_quota: ini
                 .parse("DEFAULT", "user_storage_quota", parse_size)?
                 .unwrap_or(0),
+            image_quotas: image_quotas(ini)?,
             hashing_algorithm: ini
                 .parse("DEFAULT", "hashing_algorithm", HashAlgo::parse)?
                 .unwrap_or_default(),
@@ -564,6 +592,27 @@ mod tests {
         assert!(err.contains("hashing_algorithm"), "{err}");
         let err = cfg("[paste_deploy]\nflavor = saml\n").unwrap_err().0;
         assert!(err.contains("flavor"), "{err}");
+    }
+
+    #[test]
+    fn image_quotas_default_to_glances_and_negative_is_unlimited() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert_eq!(c.image_quotas, ImageQuotas::glance_defaults());
+        let c = cfg(
+            "[DEFAULT]\nimage_member_quota = 1\nimage_property_quota = -1\nimage_tag_quota = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.image_quotas,
+            ImageQuotas {
+                members: Some(1),
+                properties: None,
+                tags: Some(0),
+            }
+        );
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        let err = cfg("[DEFAULT]\nimage_tag_quota = many\n").unwrap_err().0;
+        assert!(err.contains("[DEFAULT] image_tag_quota"), "{err}");
     }
 
     #[test]
