@@ -14,6 +14,7 @@ mod api_download_integrity;
 mod api_glance_answers;
 mod api_images;
 mod api_inspect;
+mod api_limits;
 mod api_logs;
 mod api_members;
 mod api_metadefs;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub policy: Enforcer,
     /// Keystone, with `flavor = keystone`.
     pub keystone: Option<Arc<Keystone>>,
+    /// Keystone's unified limits, with `use_keystone_limits`.
+    pub limits: Option<Arc<crate::limits::KeystoneLimits>>,
 }
 
 impl AppState {
@@ -62,7 +64,12 @@ impl AppState {
             )),
             None => None,
         };
+        let limits = match &config.keystone_limits {
+            Some(l) => Some(Arc::new(crate::limits::KeystoneLimits::new(l.clone())?)),
+            None => None,
+        };
         Ok(Self {
+            limits,
             registry,
             stores: Arc::new(stores),
             policy: Enforcer::new(policy),

@@ -41,6 +41,8 @@ pub struct ApiConfig {
     pub image_size_cap: u64,
     /// `user_storage_quota` in bytes; 0 = unlimited.
     pub user_storage_quota: u64,
+    /// `[DEFAULT] use_keystone_limits` with `[oslo_limit]`: Keystone's unified limits.
+    pub keystone_limits: Option<crate::limits::LimitsConfig>,
     /// `image_member_quota`, `image_property_quota`, `image_tag_quota` (Glance: 128 each,
     /// negative unlimited): sent to glance-registry, which enforces them.
     pub image_quotas: ImageQuotas,
@@ -161,6 +163,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "image_member_quota"),
     ("DEFAULT", "image_property_quota"),
     ("DEFAULT", "image_tag_quota"),
+    ("DEFAULT", "use_keystone_limits"),
     ("DEFAULT", "hashing_algorithm"),
     ("DEFAULT", "show_image_direct_url"),
     ("DEFAULT", "limit_param_default"),
@@ -345,6 +348,7 @@ impl ApiConfig {
                 "cors",
                 "wsgi",
                 "import_filtering_opts",
+                "oslo_limit",
             ]
             .map(String::from),
         );
@@ -367,6 +371,7 @@ impl ApiConfig {
                 .parse("DEFAULT", "user_storage_quota", parse_size)?
                 .unwrap_or(0),
             image_quotas: image_quotas(ini)?,
+            keystone_limits: crate::limits::LimitsConfig::from_ini(ini)?,
             hashing_algorithm: ini
                 .parse("DEFAULT", "hashing_algorithm", HashAlgo::parse)?
                 .unwrap_or_default(),
@@ -424,7 +429,16 @@ impl ApiConfig {
             healthcheck_detailed: ini
                 .parse("healthcheck", "detailed", parse_bool)?
                 .unwrap_or(false),
-            ignored_options: ini.unknown(&known_options(), &section_refs),
+            ignored_options: {
+                let mut unknown = ini.unknown(&known_options(), &section_refs);
+                unknown.extend(
+                    ini.options("oslo_limit")
+                        .into_iter()
+                        .filter(|o| !crate::limits::OSLO_LIMIT_OPTIONS.contains(&o.as_str()))
+                        .map(|o| format!("[oslo_limit] {o}")),
+                );
+                unknown
+            },
             unimplemented: unimplemented_features(ini),
             keystone,
             policy_file: policy_file(ini)?,

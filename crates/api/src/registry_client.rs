@@ -720,10 +720,13 @@ impl RegistryClient {
 
     /// Bytes of image data the caller's project stores.
     pub async fn storage_used(&self, ctx: &Context) -> Result<u64, ApiError> {
-        let u: Usage = self
-            .expect::<(), _>(ctx, Method::GET, "/v1/usage", None)
-            .await?;
-        Ok(u.size_bytes)
+        Ok(self.usage(ctx).await?.size_bytes)
+    }
+
+    /// What the caller's project stores, uploads and stages.
+    pub async fn usage(&self, ctx: &Context) -> Result<Usage, ApiError> {
+        self.expect::<(), _>(ctx, Method::GET, "/v1/usage", None)
+            .await
     }
 
     /// Whether the registry serves a caller that brings no credentials (no token, no shared

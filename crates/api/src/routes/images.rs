@@ -19,6 +19,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, error_response};
+use crate::limits::Resource;
 use crate::view;
 
 /// Python's `urlencode` keeps only these unescaped (besides letters and digits).
@@ -238,6 +239,7 @@ pub async fn create_image(
     if let Some(v @ (Visibility::Public | Visibility::Community)) = new.visibility {
         state.policy.new_visibility(&ctx, new.owner.as_deref(), v)?;
     }
+    crate::limits::enforce(&state, &ctx, &[(Resource::ImageCountTotal, 1)]).await?;
     let image = state.registry.create_image(&ctx, &new).await?;
     let mut res = HttpResponse::Created().json(view::image(&state, &image));
     let base = state.config.public_endpoint.clone().unwrap_or_default();

@@ -1202,20 +1202,26 @@ impl Serialize for ListedImage {
 pub fn usage(conn: &mut DbConnection, owner: Option<&str>) -> Result<Usage, RegistryError> {
     let mut q = images::table
         .filter(images::deleted.eq(false))
-        .select(images::size)
+        .select((images::size, images::status))
         .into_boxed();
     q = match owner {
         Some(o) => q.filter(images::owner.eq(o.to_string())),
         None => q.filter(images::owner.is_null()),
     };
-    let sizes: Vec<Option<i64>> = q.load(conn)?;
+    let rows: Vec<(Option<i64>, String)> = q.load(conn)?;
+    let bytes = |size: &Option<i64>| size.map_or(0, |s| u64::try_from(s).unwrap_or(0));
+    // Glance's counts (`user_get_uploading_count`, `user_get_staging_usage`).
+    let uploading = |status: &str| matches!(status, "saving" | "uploading" | "importing");
+    let staged = |status: &str| matches!(status, "uploading" | "importing");
     Ok(Usage {
-        size_bytes: sizes
+        size_bytes: rows.iter().map(|(s, _)| bytes(s)).sum(),
+        image_count: rows.len() as u64,
+        uploading_count: rows.iter().filter(|(_, st)| uploading(st)).count() as u64,
+        staging_bytes: rows
             .iter()
-            .flatten()
-            .map(|s| u64::try_from(*s).unwrap_or(0))
+            .filter(|(_, st)| staged(st))
+            .map(|(s, _)| bytes(s))
             .sum(),
-        image_count: sizes.len() as u64,
     })
 }
 
