@@ -46,6 +46,11 @@ impl Ks {
         }))
     }
 
+    /// What scripts/keystone.sh wrote in keystone.json.
+    pub(crate) fn info(&self) -> &Value {
+        &self.info
+    }
+
     fn auth_url(&self) -> &str {
         self.info["auth_url"].as_str().unwrap_or_default()
     }
@@ -58,7 +63,7 @@ impl Ks {
     }
 
     /// The guides' blocks for glance-api.conf / glance-registry.conf.
-    fn conf(&self) -> String {
+    pub(crate) fn conf(&self) -> String {
         let s = &self.info["service"];
         format!(
             "[paste_deploy]\nflavor = keystone\n\

@@ -46,6 +46,8 @@ pub struct AppState {
     pub keystone: Option<Arc<Keystone>>,
     /// Property protections, with `property_protection_file`.
     pub protections: Option<Arc<PropertyProtections>>,
+    /// Keystone's unified limits, with `use_keystone_limits`.
+    pub limits: Option<Arc<crate::limits::KeystoneLimits>>,
 }
 
 impl AppState {
@@ -53,7 +55,8 @@ impl AppState {
     /// `[oslo_policy] policy_file`), Keystone client.
     pub fn from_config(config: ApiConfig) -> Result<Self, ApiError> {
         let stores = Stores::from_config(&config.stores)?;
-        let registry = RegistryClient::new(&config.registry_url, config.registry_secret.clone())?;
+        let registry = RegistryClient::new(&config.registry_url, config.registry_secret.clone())?
+            .with_image_quotas(&config.image_quotas);
         let policy = Policy::configured(config.policy_file.as_deref(), config.enforce_new_defaults)
             .map_err(|e| ApiError::Startup(format!("[oslo_policy] policy_file: {e}")))?;
         if let Some(path) = &config.policy_file {
@@ -83,7 +86,12 @@ impl AppState {
             )),
             None => None,
         };
+        let limits = match &config.keystone_limits {
+            Some(l) => Some(Arc::new(crate::limits::KeystoneLimits::new(l.clone())?)),
+            None => None,
+        };
         Ok(Self {
+            limits,
             registry,
             stores: Arc::new(stores),
             policy,

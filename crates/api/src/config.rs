@@ -7,6 +7,7 @@ use glance_auth::{Flavor, KeystoneConfig};
 use glance_config::daemon::{LOG_OPTIONS, LogSettings};
 use glance_config::{ConfigError, IniSet, parse_bool, parse_list, parse_u32_in};
 use glance_model::format::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
+use glance_model::quota::{self, DEFAULT_IMAGE_QUOTA, ImageQuotas};
 use glance_store::{HashAlgo, StoresConfig};
 
 use crate::cors::{CORS_OPTIONS, CorsConfig};
@@ -42,6 +43,11 @@ pub struct ApiConfig {
     pub image_size_cap: u64,
     /// `user_storage_quota` in bytes; 0 = unlimited.
     pub user_storage_quota: u64,
+    /// `[DEFAULT] use_keystone_limits` with `[oslo_limit]`: Keystone's unified limits.
+    pub keystone_limits: Option<crate::limits::LimitsConfig>,
+    /// `image_member_quota`, `image_property_quota`, `image_tag_quota` (Glance: 128 each,
+    /// negative unlimited): sent to glance-registry, which enforces them.
+    pub image_quotas: ImageQuotas,
     /// `hashing_algorithm`.
     pub hashing_algorithm: HashAlgo,
     /// `show_image_direct_url`.
@@ -167,6 +173,10 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "registry_port"),
     ("DEFAULT", "image_size_cap"),
     ("DEFAULT", "user_storage_quota"),
+    ("DEFAULT", "image_member_quota"),
+    ("DEFAULT", "image_property_quota"),
+    ("DEFAULT", "image_tag_quota"),
+    ("DEFAULT", "use_keystone_limits"),
     ("DEFAULT", "hashing_algorithm"),
     ("DEFAULT", "show_image_direct_url"),
     ("DEFAULT", "show_multiple_locations"),
@@ -283,6 +293,26 @@ fn image_format_rules(ini: &IniSet) -> Result<glance_inspect::Rules, ConfigError
     Ok(rules)
 }
 
+/// `image_member_quota`, `image_property_quota` and `image_tag_quota`: whole numbers, a
+/// negative one unlimited (as in Glance), each 128 when unset.
+fn image_quotas(ini: &IniSet) -> Result<ImageQuotas, ConfigError> {
+    let one = |option: &str| -> Result<Option<u64>, ConfigError> {
+        let n = ini
+            .parse("DEFAULT", option, |s| {
+                s.trim().parse::<i64>().map_err(|_| {
+                    "expected a whole number of items per image (negative: unlimited)".to_string()
+                })
+            })?
+            .unwrap_or(DEFAULT_IMAGE_QUOTA);
+        Ok(quota::limit(n))
+    };
+    Ok(ImageQuotas {
+        members: one("image_member_quota")?,
+        properties: one("image_property_quota")?,
+        tags: one("image_tag_quota")?,
+    })
+}
+
 fn known_options() -> Vec<(&'static str, &'static str)> {
     KNOWN_OPTIONS
         .iter()
@@ -376,6 +406,7 @@ impl ApiConfig {
                 "oslo_middleware",
                 "wsgi",
                 "import_filtering_opts",
+                "oslo_limit",
             ]
             .map(String::from),
         );
@@ -397,6 +428,8 @@ impl ApiConfig {
             user_storage_quota: ini
                 .parse("DEFAULT", "user_storage_quota", parse_size)?
                 .unwrap_or(0),
+            image_quotas: image_quotas(ini)?,
+            keystone_limits: crate::limits::LimitsConfig::from_ini(ini)?,
             hashing_algorithm: ini
                 .parse("DEFAULT", "hashing_algorithm", HashAlgo::parse)?
                 .unwrap_or_default(),
@@ -467,7 +500,16 @@ impl ApiConfig {
             healthcheck_detailed: ini
                 .parse("healthcheck", "detailed", parse_bool)?
                 .unwrap_or(false),
-            ignored_options: ini.unknown(&known_options(), &section_refs),
+            ignored_options: {
+                let mut unknown = ini.unknown(&known_options(), &section_refs);
+                unknown.extend(
+                    ini.options("oslo_limit")
+                        .into_iter()
+                        .filter(|o| !crate::limits::OSLO_LIMIT_OPTIONS.contains(&o.as_str()))
+                        .map(|o| format!("[oslo_limit] {o}")),
+                );
+                unknown
+            },
             unimplemented: unimplemented_features(ini),
             cors: CorsConfig::from_ini(ini)?,
             property_protection_file: property_protection_file(ini)?,
@@ -697,6 +739,27 @@ mod tests {
         assert!(err.contains("hashing_algorithm"), "{err}");
         let err = cfg("[paste_deploy]\nflavor = saml\n").unwrap_err().0;
         assert!(err.contains("flavor"), "{err}");
+    }
+
+    #[test]
+    fn image_quotas_default_to_glances_and_negative_is_unlimited() {
+        let c = cfg("[DEFAULT]\n").unwrap();
+        assert_eq!(c.image_quotas, ImageQuotas::glance_defaults());
+        let c = cfg(
+            "[DEFAULT]\nimage_member_quota = 1\nimage_property_quota = -1\nimage_tag_quota = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.image_quotas,
+            ImageQuotas {
+                members: Some(1),
+                properties: None,
+                tags: Some(0),
+            }
+        );
+        assert!(c.ignored_options.is_empty(), "{:?}", c.ignored_options);
+        let err = cfg("[DEFAULT]\nimage_tag_quota = many\n").unwrap_err().0;
+        assert!(err.contains("[DEFAULT] image_tag_quota"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use glance_model::metadef::{
     Association, AssociationInput, FullNamespace, ListedNamespace, Namespace, NamespaceInput,
     NamespaceQuery, NewNamespace, Object, ObjectInput, ResourceType, Tag, TagsInput,
 };
+use glance_model::quota::{HEADER_IMAGE_QUOTAS, ImageQuotas};
 use glance_model::{Context, ErrorKind, Image, ImageId, Member};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -28,6 +29,8 @@ pub struct RegistryClient {
     base: String,
     http: reqwest::Client,
     secret: Option<String>,
+    /// The value of [`HEADER_IMAGE_QUOTAS`] sent on every write (`None`: all unlimited).
+    quotas: Option<String>,
 }
 
 /// Longest glance-api's `/healthcheck` waits for the registry's: a little more than the
@@ -73,7 +76,15 @@ impl RegistryClient {
             base: base.trim_end_matches('/').to_string(),
             http,
             secret,
+            quotas: None,
         })
+    }
+
+    /// Sends these per-image limits with every write, for the registry to enforce under the
+    /// image's row lock (see [`glance_model::quota`]).
+    pub fn with_image_quotas(mut self, quotas: &ImageQuotas) -> Self {
+        self.quotas = quotas.to_header();
+        self
     }
 
     /// The registry's base URL.
@@ -148,6 +159,7 @@ impl RegistryClient {
         body: Option<&B>,
         attempt: usize,
     ) -> Result<reqwest::Response, reqwest::Error> {
+        let write = method != Method::GET;
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -155,6 +167,9 @@ impl RegistryClient {
             .header(HEADER_IS_ADMIN, if ctx.is_admin { "true" } else { "false" });
         if attempt > 0 {
             req = req.header(HEADER_REPLAY, attempt.to_string());
+        }
+        if let Some(q) = self.quotas.as_deref().filter(|_| write) {
+            req = req.header(HEADER_IMAGE_QUOTAS, q);
         }
         if let Some(u) = &ctx.user_id {
             req = req.header(HEADER_USER_ID, u);
@@ -717,10 +732,13 @@ impl RegistryClient {
 
     /// Bytes of image data the caller's project stores.
     pub async fn storage_used(&self, ctx: &Context) -> Result<u64, ApiError> {
-        let u: Usage = self
-            .expect::<(), _>(ctx, Method::GET, "/v1/usage", None)
-            .await?;
-        Ok(u.size_bytes)
+        Ok(self.usage(ctx).await?.size_bytes)
+    }
+
+    /// What the caller's project stores, uploads and stages.
+    pub async fn usage(&self, ctx: &Context) -> Result<Usage, ApiError> {
+        self.expect::<(), _>(ctx, Method::GET, "/v1/usage", None)
+            .await
     }
 
     /// Whether the registry serves a caller that brings no credentials (no token, no shared

@@ -13,6 +13,7 @@ pub mod member;
 pub mod metadef;
 pub mod ownership;
 pub mod patch;
+pub mod quota;
 pub mod replay;
 pub mod status;
 pub mod time;

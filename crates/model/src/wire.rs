@@ -551,6 +551,14 @@ pub struct Usage {
     pub size_bytes: u64,
     /// Images the project owns.
     pub image_count: u64,
+    /// The project's images being uploaded or imported (`saving`, `uploading`, `importing`);
+    /// 0 from a registry of the previous release.
+    #[serde(default)]
+    pub uploading_count: u64,
+    /// Bytes of the project's staged data (images `uploading` or `importing`); 0 from a
+    /// registry of the previous release.
+    #[serde(default)]
+    pub staging_bytes: u64,
 }
 
 /// The JSON error body both daemons send (Glance's JSON error shape).

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use glance_model::filter::ListQuery;
+use glance_model::quota::ImageQuotas;
 use glance_model::wire::{ImageUpdate, Lease, LeaseRequest, NewImage, UploadComplete, Usage};
 use glance_model::{Context, ErrorKind, Image, ImageId, Member, MemberStatus};
 
@@ -85,14 +86,19 @@ impl Catalog {
         Ok(Answer::Value(page))
     }
 
-    /// Creates an image. A resend (`replayed`) of a create that committed is answered with
-    /// the image it made (see [`glance_model::replay`]); `fresh` is false then.
+    /// Creates an image, with no more tags and properties than `quotas` allow (a new image
+    /// has nothing to race with, so its counts are checked before the write). A resend
+    /// (`replayed`) of a create that committed is answered with the image it made (see
+    /// [`glance_model::replay`]); `fresh` is false then.
     pub async fn create(
         &self,
         ctx: Context,
         new: NewImage,
         replayed: bool,
+        quotas: ImageQuotas,
     ) -> Result<Created, RegistryError> {
+        tags::check_set(&quotas, new.id.as_ref(), &new.tags)?;
+        quotas.check_properties(new.id.as_ref(), new.properties.len() as u64)?;
         // Kept only for a resend, so a first sending pays nothing for it.
         let replay = replayed.then(|| (new.clone(), ctx.clone()));
         let made = self.db.write(move |c| images::insert(c, &ctx, new)).await;
@@ -176,15 +182,16 @@ impl Catalog {
         })
     }
 
-    /// Applies an update (compare-and-swap on `from_state`).
+    /// Applies an update (compare-and-swap on `from_state`), within `quotas`.
     pub async fn update(
         &self,
         ctx: Context,
         id: ImageId,
         upd: ImageUpdate,
+        quotas: ImageQuotas,
     ) -> Result<Image, RegistryError> {
         self.db
-            .write(move |c| images::update(c, &ctx, &id, upd))
+            .write(move |c| images::update(c, &ctx, &id, upd, &quotas))
             .await
     }
 
@@ -210,14 +217,17 @@ impl Catalog {
         Ok(image)
     }
 
-    /// Adds a tag (idempotent).
+    /// Adds a tag (idempotent), within `quotas`.
     pub async fn add_tag(
         &self,
         ctx: Context,
         id: ImageId,
         tag: String,
+        quotas: ImageQuotas,
     ) -> Result<(), RegistryError> {
-        self.db.write(move |c| tags::add(c, &ctx, &id, &tag)).await
+        self.db
+            .write(move |c| tags::add(c, &ctx, &id, &tag, &quotas))
+            .await
     }
 
     /// Removes a tag; a resent removal (`replayed`) of a tag that is gone from an image the
@@ -282,26 +292,32 @@ impl Catalog {
             .await
     }
 
-    /// Adds a `pending` member; a resend (`replayed`) of an add that committed is answered
-    /// with the membership it made.
+    /// Adds a `pending` member, within `quotas`; a resend (`replayed`) of an add that
+    /// committed is answered with the membership it made.
     pub async fn add_member(
         &self,
         ctx: Context,
         id: ImageId,
         member: String,
         replayed: bool,
+        quotas: ImageQuotas,
     ) -> Result<Member, RegistryError> {
         let replay = replayed.then(|| (ctx.clone(), member.clone()));
         let added = self
             .db
-            .write(move |c| members::add(c, &ctx, &id, &member))
+            .write(move |c| members::add(c, &ctx, &id, &member, &quotas))
             .await;
         match (added, replay) {
-            (Err(e), Some((ctx, member))) if e.kind() == ErrorKind::Conflict => self
-                .db
-                .run(move |c| members::find(c, &ctx, &id, &member))
-                .await
-                .map_err(|_| e),
+            // A membership the first sending made is a 409 when sent again, or a 413 when it
+            // filled the image's member quota.
+            (Err(e), Some((ctx, member)))
+                if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::TooLarge) =>
+            {
+                self.db
+                    .run(move |c| members::find(c, &ctx, &id, &member))
+                    .await
+                    .map_err(|_| e)
+            }
             (added, _) => added,
         }
     }

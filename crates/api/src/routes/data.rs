@@ -30,6 +30,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http1::{self, Drain, SendFile};
+use crate::limits::Resource;
 use crate::policy::Read;
 use crate::view;
 
@@ -152,6 +153,10 @@ async fn preflight(
     // A zero Content-Length on a chunked request means "unknown"; only trust a length header
     // when the client did not stream.
     let declared = declared.filter(|_| header(req, "transfer-encoding").is_none());
+    // Keystone's image_size_total, with the declared size as the delta (Glance: whole MiB,
+    // 0 when unknown).
+    let delta = declared.map_or(0, |d| i64::try_from(d >> 20).unwrap_or(i64::MAX));
+    crate::limits::enforce(state, ctx, &[(Resource::ImageSizeTotal, delta)]).await?;
 
     Ok(Preflight {
         id,
@@ -232,6 +237,9 @@ pub async fn upload_image_data(
             ttl,
         )),
     };
+    // Keystone's image_count_uploading, counted with this image already `saving` (delta 0, as
+    // Glance); a refusal drops the guard, which returns the image to `queued`.
+    crate::limits::enforce(&state, &ctx, &[(Resource::ImageCountUploading, 0)]).await?;
     // The format inspector sees each chunk as it goes to the store (no second pass); it only
     // runs where Glance's rule looks, container_format=bare.
     let mut inspector = (pre_container.as_deref() == Some("bare")).then(Inspector::new);
@@ -358,7 +366,12 @@ async fn upload_cap(state: &AppState, ctx: &Context) -> Result<(u64, String), Ap
         state.config.image_size_cap,
         format!("image_size_cap of {} bytes", state.config.image_size_cap),
     );
-    let quota = state.config.user_storage_quota;
+    // Glance ignores user_storage_quota when Keystone's limits are on.
+    let quota = if state.limits.is_some() {
+        0
+    } else {
+        state.config.user_storage_quota
+    };
     if quota > 0 {
         let used = state.registry.storage_used(ctx).await?;
         let left = quota.saturating_sub(used);

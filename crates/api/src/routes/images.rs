@@ -19,6 +19,7 @@ use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, error_response};
+use crate::limits::Resource;
 use crate::protections::Op;
 use crate::view;
 
@@ -281,6 +282,7 @@ pub async fn create_image(
         state.policy.new_visibility(&ctx, new.owner.as_deref(), v)?;
     }
     check_protected(&state, &ctx, Op::Create, new.properties.keys())?;
+    crate::limits::enforce(&state, &ctx, &[(Resource::ImageCountTotal, 1)]).await?;
     let image = state.registry.create_image(&ctx, &new).await?;
     let image = readable(&state, &ctx, image);
     let mut res = HttpResponse::Created().json(view::image_for(&state, &ctx, &image));
@@ -366,7 +368,8 @@ pub async fn update_image(
     let image = if location_edits.is_empty() {
         image
     } else {
-        let image = super::locations::patch_locations(&state, &ctx, &image, &location_edits).await?;
+        let image =
+            super::locations::patch_locations(&state, &ctx, &image, &location_edits).await?;
         readable(&state, &ctx, image)
     };
     let image = if update == ImageUpdate::default() {

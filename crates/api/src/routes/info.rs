@@ -103,9 +103,20 @@ pub async fn stores_info_detail(
     Ok(HttpResponse::Ok().json(json!({ "stores": stores })))
 }
 
-/// `GET /v2/info/usage`: Glance answers `{"usage": {}}` without Keystone limits.
-pub async fn usage_info(_caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "usage": {} }))
+/// `GET /v2/info/usage`: each unified limit and the caller's project's usage of it;
+/// `{"usage": {}}` without `use_keystone_limits`, as Glance.
+pub async fn usage_info(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> Result<HttpResponse, ApiError> {
+    let mut usage = serde_json::Map::new();
+    for (r, limit, used) in crate::limits::usage(&state, &ctx)
+        .await?
+        .unwrap_or_default()
+    {
+        usage.insert(r.name().to_string(), json!({"limit": limit, "usage": used}));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "usage": usage })))
 }
 
 /// `GET /v2/schemas/metadefs/{name}`

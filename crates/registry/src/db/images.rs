@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
 use glance_model::filter::ListQuery;
+use glance_model::quota::ImageQuotas;
 use glance_model::visibility;
 use glance_model::wire::{ImageUpdate, NewImage, Usage};
 use glance_model::{
@@ -268,15 +269,20 @@ pub fn insert(
 
 /// Applies an update in one transaction. With `from_state`, the change happens only if the
 /// image is in that status when the row lock is held: of two racing callers one wins and
-/// the other gets 409.
+/// the other gets 409. Tags and properties are counted against `quotas` under the same lock.
 pub fn update(
     conn: &mut DbConnection,
     ctx: &Context,
     id: &ImageId,
     upd: ImageUpdate,
+    quotas: &ImageQuotas,
 ) -> Result<Image, RegistryError> {
     upd.validate()?;
+    if let Some(new_tags) = &upd.tags {
+        tags::check_set(quotas, Some(id), new_tags)?;
+    }
     locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
+        check_property_quota(conn, image, &upd, quotas)?;
         let row = image.row(conn, ctx)?.clone();
         let current = row.status()?;
         if let Some(expected) = upd.from_state
@@ -368,6 +374,37 @@ impl Changeset {
             updated_at: None,
         }
     }
+}
+
+/// Refuses an update that adds a property when the image would then have more than
+/// `image_property_quota`. As in Glance, only an update that adds one is counted: an image
+/// already over a lowered quota may still change or remove its properties.
+fn check_property_quota(
+    conn: &mut DbConnection,
+    image: &LockedImage,
+    upd: &ImageUpdate,
+    quotas: &ImageQuotas,
+) -> Result<(), RegistryError> {
+    if quotas.properties.is_none() || upd.set_properties.is_empty() {
+        return Ok(());
+    }
+    let current: BTreeSet<String> = image_properties::table
+        .select(image_properties::name)
+        .filter(image_properties::image_id.eq(image.sid()))
+        .filter(image_properties::deleted.eq(false))
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    // Set first, then remove: the order `update` writes them in.
+    let mut after: BTreeSet<&String> = current.iter().collect();
+    after.extend(upd.set_properties.keys());
+    for name in &upd.remove_properties {
+        after.remove(name);
+    }
+    if after.iter().all(|name| current.contains(*name)) {
+        return Ok(());
+    }
+    Ok(quotas.check_properties(Some(image.id()), after.len() as u64)?)
 }
 
 /// Adds or overwrites properties. Glance keeps `UNIQUE(image_id, name)` across deleted rows,
@@ -1165,20 +1202,26 @@ impl Serialize for ListedImage {
 pub fn usage(conn: &mut DbConnection, owner: Option<&str>) -> Result<Usage, RegistryError> {
     let mut q = images::table
         .filter(images::deleted.eq(false))
-        .select(images::size)
+        .select((images::size, images::status))
         .into_boxed();
     q = match owner {
         Some(o) => q.filter(images::owner.eq(o.to_string())),
         None => q.filter(images::owner.is_null()),
     };
-    let sizes: Vec<Option<i64>> = q.load(conn)?;
+    let rows: Vec<(Option<i64>, String)> = q.load(conn)?;
+    let bytes = |size: &Option<i64>| size.map_or(0, |s| u64::try_from(s).unwrap_or(0));
+    // Glance's counts (`user_get_uploading_count`, `user_get_staging_usage`).
+    let uploading = |status: &str| matches!(status, "saving" | "uploading" | "importing");
+    let staged = |status: &str| matches!(status, "uploading" | "importing");
     Ok(Usage {
-        size_bytes: sizes
+        size_bytes: rows.iter().map(|(s, _)| bytes(s)).sum(),
+        image_count: rows.len() as u64,
+        uploading_count: rows.iter().filter(|(_, st)| uploading(st)).count() as u64,
+        staging_bytes: rows
             .iter()
-            .flatten()
-            .map(|s| u64::try_from(*s).unwrap_or(0))
+            .filter(|(_, st)| staged(st))
+            .map(|(s, _)| bytes(s))
             .sum(),
-        image_count: sizes.len() as u64,
     })
 }
 

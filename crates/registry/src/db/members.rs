@@ -1,6 +1,7 @@
 //! Queries on `image_members`: sharing a `shared` image with other projects.
 
 use diesel::prelude::*;
+use glance_model::quota::ImageQuotas;
 use glance_model::{Context, ErrorKind, ImageId, Member, MemberStatus};
 
 use super::DbConnection;
@@ -78,16 +79,23 @@ fn not_found(id: &ImageId, member: &str) -> RegistryError {
     RegistryError::not_found(format!("Member {member} not found on image {id}"))
 }
 
-/// Adds a `pending` member; an existing live membership is a 409.
+/// Adds a `pending` member; an existing live membership is a 409, and one more than
+/// `image_member_quota` a 413 (counted under the image's row lock, so two concurrent
+/// additions cannot both take the last place).
 pub fn add(
     conn: &mut DbConnection,
     ctx: &Context,
     id: &ImageId,
     member: &str,
+    quotas: &ImageQuotas,
 ) -> Result<Member, RegistryError> {
     glance_model::member::validate_member_id(member)?;
     locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
         shared_only(image.row(conn, ctx)?)?;
+        if quotas.members.is_some() {
+            let count: i64 = live(image.sid()).count().get_result(conn)?;
+            quotas.check_members(id, count.unsigned_abs() + 1)?;
+        }
         let exists: i64 = live(image.sid())
             .filter(image_members::member.eq(member.to_string()))
             .count()

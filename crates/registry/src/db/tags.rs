@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use glance_model::quota::ImageQuotas;
 use glance_model::{Context, ImageId};
 
 use super::DbConnection;
@@ -75,25 +76,45 @@ fn soft_delete(
 }
 
 /// Adds one tag; adding a tag the image already has changes nothing (Glance: idempotent).
+/// A new tag is counted against `image_tag_quota` under the image's row lock, so two
+/// concurrent additions cannot both take the last place.
 pub fn add(
     conn: &mut DbConnection,
     ctx: &Context,
     id: &ImageId,
     tag: &str,
+    quotas: &ImageQuotas,
 ) -> Result<(), RegistryError> {
     glance_model::image::check_tag(tag)?;
     locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
-        let have: i64 = image_tags::table
-            .filter(image_tags::image_id.eq(image.sid()))
+        let live = || {
+            image_tags::table
+                .filter(image_tags::image_id.eq(image.sid()))
+                .filter(image_tags::deleted.eq(false))
+        };
+        let have: i64 = live()
             .filter(image_tags::value.eq(tag))
-            .filter(image_tags::deleted.eq(false))
             .count()
             .get_result(conn)?;
         if have == 0 {
+            if quotas.tags.is_some() {
+                let count: i64 = live().count().get_result(conn)?;
+                quotas.check_tags(Some(id), count.unsigned_abs() + 1)?;
+            }
             insert(conn, image, tag, glance_model::time::now())?;
         }
         Ok(())
     })
+}
+
+/// Checks a whole new tag set (a replacement, or a new image's) against `image_tag_quota`.
+pub fn check_set(
+    quotas: &ImageQuotas,
+    id: Option<&ImageId>,
+    tags: &[String],
+) -> Result<(), RegistryError> {
+    let distinct: BTreeSet<&String> = tags.iter().collect();
+    Ok(quotas.check_tags(id, distinct.len() as u64)?)
 }
 
 /// Removes one tag; a tag the image does not have is a 404.

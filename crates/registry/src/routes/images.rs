@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::filter::{ListQuery, PageLimits, parse_query_string};
 use glance_model::wire::{ImageList, ImageUpdate, NewImage};
 
-use super::{Caller, RouteError, image_id, replayed};
+use super::{Caller, RouteError, image_id, quotas, replayed};
 use crate::app::AppState;
 use crate::catalog::Answer;
 
@@ -42,7 +42,7 @@ pub async fn create_image(
 ) -> Result<HttpResponse, RouteError> {
     let made = state
         .catalog
-        .create(ctx, body.into_inner(), replayed(&req))
+        .create(ctx, body.into_inner(), replayed(&req), quotas(&req)?)
         .await?;
     let mut res = HttpResponse::Created();
     res.insert_header(("location", format!("/v1/images/{}", made.id)));
@@ -67,13 +67,17 @@ pub async fn show_image(
 
 /// `PATCH /v1/images/{id}`
 pub async fn update_image(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     id: web::Path<String>,
     body: web::Json<ImageUpdate>,
 ) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
-    let image = state.catalog.update(ctx, id, body.into_inner()).await?;
+    let image = state
+        .catalog
+        .update(ctx, id, body.into_inner(), quotas(&req)?)
+        .await?;
     Ok(HttpResponse::Ok().json(image))
 }
 
@@ -100,13 +104,14 @@ pub async fn delete_image(
 
 /// `PUT /v1/images/{id}/tags/{tag}`
 pub async fn add_tag(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, RouteError> {
     let (id, tag) = path.into_inner();
     let id = image_id(&id)?;
-    state.catalog.add_tag(ctx, id, tag).await?;
+    state.catalog.add_tag(ctx, id, tag, quotas(&req)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

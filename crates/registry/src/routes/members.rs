@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use glance_model::wire::{MemberList, MemberUpdate, NewMember};
 
-use super::{Caller, RouteError, image_id, replayed};
+use super::{Caller, RouteError, image_id, quotas, replayed};
 use crate::app::AppState;
 
 /// `GET /v1/images/{id}/members`
@@ -31,7 +31,7 @@ pub async fn create_member(
     let member = body.into_inner().member;
     let m = state
         .catalog
-        .add_member(ctx, id, member, replayed(&req))
+        .add_member(ctx, id, member, replayed(&req), quotas(&req)?)
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }

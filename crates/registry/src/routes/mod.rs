@@ -15,6 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload};
 use glance_http::header;
 use glance_model::context::parse_roles;
+use glance_model::quota::{HEADER_IMAGE_QUOTAS, ImageQuotas};
 use glance_model::wire::{
     HEADER_IS_ADMIN, HEADER_PROJECT_ID, HEADER_REQUEST_ID, HEADER_ROLES, HEADER_USER_ID,
 };
@@ -175,6 +176,15 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move { authenticate(req).await.map(Caller) })
+    }
+}
+
+/// The per-image limits glance-api sent with a write (see [`glance_model::quota`]); none
+/// (unlimited) when it sent none, as an older glance-api does.
+pub fn quotas(req: &HttpRequest) -> Result<ImageQuotas, RouteError> {
+    match header(req, HEADER_IMAGE_QUOTAS) {
+        Some(v) => Ok(ImageQuotas::from_header(&v)?),
+        None => Ok(ImageQuotas::default()),
     }
 }
 
