@@ -25,7 +25,8 @@ use crate::policy::Enforcer;
 use crate::policy_engine::Policy;
 use crate::registry_client::RegistryClient;
 use crate::routes::{
-    data, health, images, info, members, metadef_items as mi, metadefs as md, openapi, versions,
+    data, health, images, import, info, members, metadef_items as mi, metadefs as md, openapi,
+    versions,
 };
 use glance_auth::Keystone;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub policy: Enforcer,
     /// Keystone, with `flavor = keystone`.
     pub keystone: Option<Arc<Keystone>>,
+    /// The staging area and the import pool (issue 30).
+    pub importer: Arc<crate::import::Importer>,
 }
 
 impl AppState {
@@ -61,7 +64,9 @@ impl AppState {
             )),
             None => None,
         };
+        let importer = Arc::new(crate::import::Importer::new(&config.import)?);
         Ok(Self {
+            importer,
             registry,
             stores: Arc::new(stores),
             policy: Enforcer::new(policy),
@@ -293,6 +298,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                         .route(web::put().to(data::upload_image_data))
                         .route(web::get().to(data::download_image_data))
                         .default_service(web::to(refuse_method("GET, PUT"))),
+                )
+                // Interoperable import (issue 30).
+                .service(
+                    web::resource("/images/{id}/stage")
+                        .route(web::put().to(import::stage_image_data))
+                        .default_service(web::to(refuse_method("PUT"))),
+                )
+                .service(
+                    web::resource("/images/{id}/import")
+                        .route(web::post().to(import::import_image))
+                        .default_service(web::to(refuse_method("POST"))),
+                )
+                .service(
+                    web::resource("/images/{id}/tasks")
+                        .route(web::get().to(import::list_image_tasks))
+                        .default_service(web::to(refuse_method("GET"))),
+                )
+                .service(
+                    web::resource("/tasks")
+                        .route(web::get().to(import::list_tasks))
+                        .default_service(web::to(refuse_method("GET"))),
+                )
+                .service(
+                    web::resource("/tasks/{id}")
+                        .route(web::get().to(import::show_task))
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 .service(
                     web::resource("/images/{id}/actions/{action}")

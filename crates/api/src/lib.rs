@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod http1;
+pub mod import;
 pub mod metadef_schemas;
 pub mod metadef_view;
 pub mod policy;

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod health;
 pub mod images;
+pub mod import;
 pub mod info;
 pub mod members;
 pub mod metadef_items;
