@@ -388,6 +388,115 @@ async fn a_stage_over_the_cap_or_cut_off_leaves_nothing() -> Result<()> {
         // And the image takes a stage again.
         let res = stage(&c, &id, b"whole".to_vec()).await?;
         ensure!(res.status() == 204, "{b}: restage {}", res.status());
+        // Its staged data goes with it when it is deleted.
+        ensure!(list_files(c.staging.path()) == [id.clone()], "{b}: staged");
+        let res = c
+            .req(Method::DELETE, &format!("/v2/images/{id}"))
+            .send()
+            .await?;
+        ensure!(res.status() == 204, "{b}: delete {}", res.status());
+        ensure!(
+            list_files(c.staging.path()).is_empty(),
+            "{b}: the deleted image's staged data stayed: {:?}",
+            list_files(c.staging.path())
+        );
+    }
+    Ok(())
+}
+
+/// A server whose `/hold` sends half of `data` and the rest only once `release` is set;
+/// `/data` sends it whole. Returns its port.
+fn serve_held(
+    data: Vec<u8>,
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let (data, release) = (data.clone(), release.clone());
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let held = String::from_utf8_lossy(&head).contains("GET /hold ");
+                let half = data.len() / 2;
+                let _ = conn.write_all(
+                    format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", data.len()).as_bytes(),
+                );
+                let _ = conn.write_all(&data[..half]);
+                while held && !release.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let _ = conn.write_all(&data[half..]);
+            });
+        }
+    });
+    Ok(port)
+}
+
+#[actix_web::test]
+async fn imports_wait_for_a_free_slot_of_the_pool() -> Result<()> {
+    let data = bytes(8, 1 << 20);
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = serve_held(data.clone(), release.clone())?;
+    let c = TestCloud::with_config(
+        "sqlite",
+        &format!(
+            "[wsgi]\ntask_pool_threads = 1\n[import_filtering_opts]\nallowed_ports = {port}\n"
+        ),
+    )
+    .await?;
+    let first = create(
+        &c,
+        json!({"disk_format": "raw", "container_format": "bare"}),
+    )
+    .await?;
+    let second = create(
+        &c,
+        json!({"disk_format": "raw", "container_format": "bare"}),
+    )
+    .await?;
+    let web = |path: &str| {
+        json!({"method": {"name": "web-download",
+                                             "uri": format!("http://127.0.0.1:{port}{path}")}})
+    };
+    let res = import(&c, &first, web("/hold")).await?;
+    ensure!(res.status() == 202, "first {}", res.status());
+    // The first import holds the one slot, half its data staged.
+    eventually(10, || async {
+        Ok(list_files(c.staging.path())
+            .iter()
+            .any(|f| f.contains(&first))
+            .then_some(()))
+    })
+    .await?;
+    let res = import(&c, &second, web("/data")).await?;
+    ensure!(res.status() == 202, "second {}", res.status());
+    // The second, whose data is there whole, waits: nothing of it staged, still importing.
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        ensure!(
+            !list_files(c.staging.path())
+                .iter()
+                .any(|f| f.contains(&second)),
+            "the second import ran beside the first with task_pool_threads = 1"
+        );
+        ensure!(c.show(&second).await?["status"] == "importing", "second");
+    }
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    for id in [&first, &second] {
+        let img = settled(&c, id).await?;
+        ensure!(
+            img["status"] == "active" && img["checksum"] == md5_hex(&data),
+            "{img}"
+        );
     }
     Ok(())
 }
