@@ -581,3 +581,114 @@ async fn web_download_fetches_through_the_filters_and_reverts_when_it_fails() ->
     }
     Ok(())
 }
+
+#[actix_web::test]
+async fn the_tasks_api_is_for_admins_and_image_tasks_for_those_who_see_the_image() -> Result<()> {
+    let c = TestCloud::with_config("sqlite", "[paste_deploy]\nflavor = trusted-auth\n").await?;
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let res = c
+        .as_(A, "member,reader", Method::POST, "/v2/images")
+        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await?;
+    let id = res.json::<Value>().await?["id"]
+        .as_str()
+        .context("id")?
+        .to_string();
+    let res = c
+        .as_(
+            A,
+            "member,reader",
+            Method::PUT,
+            &format!("/v2/images/{id}/stage"),
+        )
+        .header("Content-Type", "application/octet-stream")
+        .body(b"abc".to_vec())
+        .send()
+        .await?;
+    ensure!(res.status() == 204, "stage {}", res.status());
+    let res = c
+        .as_(
+            A,
+            "member,reader",
+            Method::POST,
+            &format!("/v2/images/{id}/import"),
+        )
+        .json(&json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await?;
+    ensure!(res.status() == 202, "import {}", res.status());
+    eventually(30, || async {
+        let v: Value = c
+            .as_(A, "member,reader", Method::GET, &format!("/v2/images/{id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok((v["status"] == "active").then_some(()))
+    })
+    .await?;
+    // The owner reads its image's tasks; another project does not see the image (404).
+    let res = c
+        .as_(
+            A,
+            "member,reader",
+            Method::GET,
+            &format!("/v2/images/{id}/tasks"),
+        )
+        .send()
+        .await?;
+    ensure!(res.status() == 200, "owner image tasks {}", res.status());
+    let tasks: Value = res.json().await?;
+    ensure!(tasks["tasks"][0]["owner"] == A, "{tasks}");
+    expect_error(
+        c.as_(
+            B,
+            "member,reader",
+            Method::GET,
+            &format!("/v2/images/{id}/tasks"),
+        )
+        .send()
+        .await?,
+        404,
+        "",
+    )
+    .await?;
+    // The tasks API: admins only (tasks_api_access).
+    expect_error(
+        c.as_(A, "member,reader", Method::GET, "/v2/tasks")
+            .send()
+            .await?,
+        403,
+        "tasks_api_access",
+    )
+    .await?;
+    let tid = tasks["tasks"][0]["id"].as_str().context("task id")?;
+    expect_error(
+        c.as_(A, "member,reader", Method::GET, &format!("/v2/tasks/{tid}"))
+            .send()
+            .await?,
+        403,
+        "tasks_api_access",
+    )
+    .await?;
+    let res = c.as_(B, "admin", Method::GET, "/v2/tasks").send().await?;
+    ensure!(res.status() == 200, "admin list {}", res.status());
+    let list: Value = res.json().await?;
+    ensure!(
+        list["tasks"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t["id"] == tid)),
+        "{list}"
+    );
+    expect_error(
+        c.as_(B, "admin", Method::GET, "/v2/tasks?status=bogus")
+            .send()
+            .await?,
+        400,
+        "status",
+    )
+    .await?;
+    Ok(())
+}
