@@ -692,3 +692,65 @@ async fn the_tasks_api_is_for_admins_and_image_tasks_for_those_who_see_the_image
     .await?;
     Ok(())
 }
+
+#[actix_web::test]
+async fn multi_store_imports_go_to_the_store_asked_for() -> Result<()> {
+    let second = tempfile::tempdir()?;
+    let conf = format!(
+        "[DEFAULT]\nenabled_backends = fast:file, slow:file\n\
+         [glance_store]\ndefault_backend = fast\n\
+         [fast]\nfilesystem_store_datadir = {{datadir}}\n\
+         [slow]\nfilesystem_store_datadir = {}\n",
+        second.path().display()
+    );
+    let c = TestCloud::with_config("sqlite", &conf).await?;
+    let id = create(
+        &c,
+        json!({"disk_format": "raw", "container_format": "bare"}),
+    )
+    .await?;
+    let res = stage(&c, &id, b"to the slow store".to_vec()).await?;
+    ensure!(res.status() == 204, "stage {}", res.status());
+    let gd = |extra: Value| {
+        let mut body = json!({"method": {"name": "glance-direct"}});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        body
+    };
+    expect_error(
+        import(&c, &id, gd(json!({"stores": ["nowhere"]}))).await?,
+        409,
+        "nowhere",
+    )
+    .await?;
+    expect_error(
+        import(&c, &id, gd(json!({"stores": ["fast", "slow"]}))).await?,
+        400,
+        "more than one store",
+    )
+    .await?;
+    let res = c
+        .req(Method::POST, &format!("/v2/images/{id}/import"))
+        .header("x-image-meta-store", "slow")
+        .json(&gd(json!({"stores": ["slow"]})))
+        .send()
+        .await?;
+    expect_error(res, 400, "not both").await?;
+    let res = import(&c, &id, gd(json!({"stores": ["slow"]}))).await?;
+    ensure!(res.status() == 202, "import {}", res.status());
+    let img = settled(&c, &id).await?;
+    ensure!(
+        img["status"] == "active" && img["stores"] == "slow",
+        "{img}"
+    );
+    ensure!(
+        list_files(second.path()) == [id.clone()] && c.files().is_empty(),
+        "slow {:?}, fast {:?}",
+        list_files(second.path()),
+        c.files()
+    );
+    let t = &tasks_of(&c, &id).await?[0];
+    ensure!(t["input"]["backend"] == json!(["slow"]), "{t}");
+    Ok(())
+}
