@@ -522,7 +522,10 @@ async fn schemas_and_discovery() -> Result<()> {
         .await?
         .json()
         .await?;
-    assert_eq!(import["import-methods"]["value"], json!([]));
+    assert_eq!(
+        import["import-methods"]["value"],
+        json!(["glance-direct", "web-download"])
+    );
     expect_error(
         c.req(Method::GET, "/v2/info/stores").send().await?,
         404,

@@ -129,6 +129,23 @@ fn routes(com: &str, sh: &str) -> Vec<Route> {
             Method::DELETE,
             format!("/v2/images/{com}/tags/keep"),
         ),
+        // Interoperable import (issue 30): a stage, then its import, of the shared image.
+        Route {
+            body: Some(("application/octet-stream", b"staged bytes".to_vec())),
+            ..route(
+                "import::stage_image_data",
+                Method::PUT,
+                format!("/v2/images/{sh}/stage"),
+            )
+        },
+        Route {
+            body: json_body(json!({"method": {"name": "glance-direct"}})),
+            ..route(
+                "import::import_image",
+                Method::POST,
+                format!("/v2/images/{sh}/import"),
+            )
+        },
         Route {
             body: json_body(json!({"member": D})),
             ..route(
@@ -290,6 +307,7 @@ async fn owners_only(backend: &'static str, rules: Rules) -> Result<()> {
             // Past policy (admin only) and owner: the store holds the only copy.
             "locations::delete_from_store" => (D, "admin", 403),
             "images::image_action" if r.path.ends_with("deactivate") => (A, MEMBER, 204),
+            "import::import_image" => (A, MEMBER, 202),
             _ => (A, MEMBER, 204),
         };
         let res = send(&c, who, roles, r).send().await?;

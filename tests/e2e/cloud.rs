@@ -18,6 +18,8 @@ pub struct TestCloud {
     _registry: TestRegistry,
     pub base: String,
     pub datadir: tempfile::TempDir,
+    /// The staging area of imports (`node_staging_uri`), unless the config names one.
+    pub staging: tempfile::TempDir,
     pub http: reqwest::Client,
 }
 
@@ -40,7 +42,16 @@ impl TestCloud {
         datadir: tempfile::TempDir,
         conf: &str,
     ) -> Result<Self> {
-        let state = api_state(&registry.base, datadir.path(), conf)?;
+        let staging = tempfile::tempdir()?;
+        let conf = if conf.contains("node_staging_uri") {
+            conf.to_string()
+        } else {
+            format!(
+                "{conf}\n[DEFAULT]\nnode_staging_uri = file://{}\n",
+                staging.path().display()
+            )
+        };
+        let state = api_state(&registry.base, datadir.path(), &conf)?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let server = glance_api::serve(listener, state)?;
@@ -49,6 +60,7 @@ impl TestCloud {
             _registry: registry,
             base,
             datadir,
+            staging,
             http: reqwest::Client::new(),
         })
     }

@@ -231,6 +231,44 @@ async fn every_write_route_moves_its_images_counter() -> Result<()> {
             "{b}"
         );
 
+        // Interoperable import (issue 30): a stage, its end, and a glance-direct import's
+        // start; the import ends through the lease routes walked above.
+        let staged = r
+            .create(
+                "p",
+                json!({"disk_format": "raw", "container_format": "bare", "visibility": "shared"}),
+            )
+            .await?;
+        let sid = staged["id"].as_str().unwrap_or_default().to_string();
+        let req = w
+            .req(Method::POST, &format!("/v1/images/{sid}/stage"))
+            .json(&json!({"node": "api-1:9292", "ttl_secs": 30}));
+        let lease = w
+            .step(("POST", "/v1/images/{id}/stage"), &sid, req, 201)
+            .await?;
+        let req = w
+            .req(Method::POST, &format!("/v1/images/{sid}/stage/complete"))
+            .json(&json!({"token": lease["token"], "size": 3, "stage_host": "http://api-1:9292"}));
+        let up = w
+            .step(("POST", "/v1/images/{id}/stage/complete"), &sid, req, 200)
+            .await?;
+        assert_eq!(up["status"], "uploading", "{b}");
+        let req = w
+            .req(Method::POST, &format!("/v1/images/{sid}/import"))
+            .json(&json!({"lease": {"node": "api-1:9292", "ttl_secs": 30},
+                          "method": "glance-direct", "input": {}}));
+        let started = w
+            .step(("POST", "/v1/images/{id}/import"), &sid, req, 201)
+            .await?;
+        assert_eq!(started["task"]["status"], "processing", "{b}");
+        let shown = w
+            .req(Method::GET, &format!("/v1/images/{sid}"))
+            .send()
+            .await?
+            .json::<Value>()
+            .await?;
+        assert_eq!(shown["status"], "importing", "{b}");
+
         // Deletes: of an image read into the record cache with children (properties, a
         // location), the cached delete with its children; of one just created (cached as
         // created, nothing but its row), the cached delete alone (one joined UPDATE on

@@ -371,7 +371,13 @@ class Cloud:
     def _api(self, name, conf_text):
         port = free_port()
         conf = self.tmp / f"glance-api-{name}.conf"
-        conf.write_text(conf_text.replace("[DEFAULT]\n", f"[DEFAULT]\nbind_port = {port}\n", 1))
+        # Each api stages imports in a directory of its own; web-download may fetch from the
+        # test's HTTP server on 127.0.0.1 at any port (issue 30).
+        staging = f"node_staging_uri = file://{self.tmp}/staging-{name}\n"
+        conf_text += "\n[import_filtering_opts]\nallowed_ports =\n"
+        conf.write_text(
+            conf_text.replace("[DEFAULT]\n", f"[DEFAULT]\nbind_port = {port}\n{staging}", 1)
+        )
         url = f"http://127.0.0.1:{port}"
         self._spawn("glance-api", conf, url, log_name=f"glance-api-{name}")
         return url

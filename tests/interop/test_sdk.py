@@ -176,7 +176,7 @@ def test_members(as_user, small_file):
 
 def test_info(sdk, multi):
     info = sdk.image.get_import_info()
-    assert info.import_methods["value"] == []
+    assert info.import_methods["value"] == ["glance-direct", "web-download"]
     with pytest.raises(openstack.exceptions.NotFoundException):
         list(sdk.image.stores())
     stores = {s.id: s for s in multi.sdk.image.stores()}

@@ -26,8 +26,8 @@ use crate::policy_engine::Policy;
 use crate::protections::PropertyProtections;
 use crate::registry_client::RegistryClient;
 use crate::routes::{
-    data, health, images, info, locations, members, metadef_items as mi, metadefs as md, openapi,
-    versions,
+    data, health, images, import, info, locations, members, metadef_items as mi, metadefs as md,
+    openapi, versions,
 };
 use glance_auth::Keystone;
 
@@ -48,6 +48,8 @@ pub struct AppState {
     pub protections: Option<Arc<PropertyProtections>>,
     /// Keystone's unified limits, with `use_keystone_limits`.
     pub limits: Option<Arc<crate::limits::KeystoneLimits>>,
+    /// The staging area and the import pool (issue 30).
+    pub importer: Arc<crate::import::Importer>,
 }
 
 impl AppState {
@@ -90,8 +92,10 @@ impl AppState {
             Some(l) => Some(Arc::new(crate::limits::KeystoneLimits::new(l.clone())?)),
             None => None,
         };
+        let importer = Arc::new(crate::import::Importer::new(&config.import)?);
         Ok(Self {
             limits,
+            importer,
             registry,
             stores: Arc::new(stores),
             policy,
@@ -324,6 +328,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                         .route(web::put().to(data::upload_image_data))
                         .route(web::get().to(data::download_image_data))
                         .default_service(web::to(refuse_method("GET, PUT"))),
+                )
+                // Interoperable import (issue 30).
+                .service(
+                    web::resource("/images/{id}/stage")
+                        .route(web::put().to(import::stage_image_data))
+                        .default_service(web::to(refuse_method("PUT"))),
+                )
+                .service(
+                    web::resource("/images/{id}/import")
+                        .route(web::post().to(import::import_image))
+                        .default_service(web::to(refuse_method("POST"))),
+                )
+                .service(
+                    web::resource("/images/{id}/tasks")
+                        .route(web::get().to(import::list_image_tasks))
+                        .default_service(web::to(refuse_method("GET"))),
+                )
+                .service(
+                    web::resource("/tasks")
+                        .route(web::get().to(import::list_tasks))
+                        .default_service(web::to(refuse_method("GET"))),
+                )
+                .service(
+                    web::resource("/tasks/{id}")
+                        .route(web::get().to(import::show_task))
+                        .default_service(web::to(refuse_method("GET"))),
                 )
                 .service(
                     web::resource("/images/{id}/actions/{action}")

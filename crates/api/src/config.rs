@@ -118,6 +118,8 @@ pub struct ApiConfig {
     pub property_protection_rule_format: RuleFormat,
     /// `[cors]`, when it allows an origin (see [`crate::cors`]).
     pub cors: Option<CorsConfig>,
+    /// Interoperable import's options (issue 30): see [`ImportOptions`].
+    pub import: ImportOptions,
     /// Options found in the files that this daemon does not implement.
     pub ignored_options: Vec<String>,
     /// Configured features of Glance's that this daemon does not implement yet (a section or
@@ -196,6 +198,17 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("image_format", "require_image_format_match"),
     ("image_format", "vmdk_allowed_types"),
     ("image_format", "gpt_safety_checks_nonfatal"),
+    // Interoperable import (issue 30): `ImportOptions`.
+    ("DEFAULT", "node_staging_uri"),
+    ("DEFAULT", "enabled_import_methods"),
+    ("DEFAULT", "worker_self_reference_url"),
+    ("wsgi", "task_pool_threads"),
+    ("import_filtering_opts", "allowed_schemes"),
+    ("import_filtering_opts", "disallowed_schemes"),
+    ("import_filtering_opts", "allowed_hosts"),
+    ("import_filtering_opts", "disallowed_hosts"),
+    ("import_filtering_opts", "allowed_ports"),
+    ("import_filtering_opts", "disallowed_ports"),
 ];
 
 /// `[oslo_policy] policy_file`: as given (relative names are looked up in /etc/glance/), which
@@ -510,6 +523,7 @@ impl ApiConfig {
                 );
                 unknown
             },
+            import: ImportOptions::from_ini(ini)?,
             unimplemented: unimplemented_features(ini),
             cors: CorsConfig::from_ini(ini)?,
             property_protection_file: property_protection_file(ini)?,
@@ -768,5 +782,196 @@ mod tests {
         assert_eq!(c.auth, AuthMode::TrustedHeaders);
         assert_eq!(c.bind_host, "0.0.0.0");
         assert_eq!(c.registry_url, "http://10.0.0.5:9999");
+    }
+}
+
+// ---- Interoperable import (issue 30) ----
+
+/// The import methods this daemon carries out; others named in `enabled_import_methods` are
+/// warned about and left out.
+pub const IMPLEMENTED_IMPORT_METHODS: &[&str] = &["glance-direct", "web-download"];
+
+/// `[import_filtering_opts]`: which URLs a `web-download` import may fetch. An allow-list,
+/// when not empty, wins over its deny-list, as in Glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportFilters {
+    /// `allowed_schemes` (default http, https).
+    pub allowed_schemes: Vec<String>,
+    /// `disallowed_schemes`.
+    pub disallowed_schemes: Vec<String>,
+    /// `allowed_hosts`.
+    pub allowed_hosts: Vec<String>,
+    /// `disallowed_hosts`.
+    pub disallowed_hosts: Vec<String>,
+    /// `allowed_ports` (default 80, 443).
+    pub allowed_ports: Vec<u16>,
+    /// `disallowed_ports`.
+    pub disallowed_ports: Vec<u16>,
+}
+
+impl Default for ImportFilters {
+    fn default() -> Self {
+        Self {
+            allowed_schemes: vec!["http".into(), "https".into()],
+            disallowed_schemes: Vec::new(),
+            allowed_hosts: Vec::new(),
+            disallowed_hosts: Vec::new(),
+            allowed_ports: vec![80, 443],
+            disallowed_ports: Vec::new(),
+        }
+    }
+}
+
+/// Interoperable import's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// `[DEFAULT] node_staging_uri` (default `file:///tmp/staging/`): the directory staged
+    /// data is kept in until it is imported (single-store mode).
+    pub staging_dir: PathBuf,
+    /// `[DEFAULT] enabled_import_methods`, keeping those this daemon implements (default
+    /// glance-direct, web-download).
+    pub methods: Vec<String>,
+    /// Methods named in `enabled_import_methods` that are not implemented (warned about).
+    pub unimplemented_methods: Vec<String>,
+    /// `[DEFAULT] worker_self_reference_url`: this node's URL, recorded as
+    /// `os_glance_stage_host` on the images it stages (else `public_endpoint`).
+    pub self_reference_url: Option<String>,
+    /// `[wsgi] task_pool_threads` (default 16): how many imports run at once on this node;
+    /// more wait their turn.
+    pub task_pool_threads: u32,
+    /// `[import_filtering_opts]`.
+    pub filters: ImportFilters,
+}
+
+impl ImportOptions {
+    /// Reads the options; a bad value names its option.
+    pub fn from_ini(ini: &IniSet) -> Result<Self, ConfigError> {
+        let staging_dir = match ini.get("DEFAULT", "node_staging_uri") {
+            None => PathBuf::from("/tmp/staging"),
+            Some(uri) => match uri.trim().strip_prefix("file://") {
+                Some(path) if path.starts_with('/') => PathBuf::from(path),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "[DEFAULT] node_staging_uri = {uri}: expected a file:///absolute/path URI"
+                    )));
+                }
+            },
+        };
+        let named = ini.get("DEFAULT", "enabled_import_methods").map_or_else(
+            || {
+                IMPLEMENTED_IMPORT_METHODS
+                    .iter()
+                    .map(|m| (*m).to_string())
+                    .collect()
+            },
+            |v| {
+                parse_list(v.trim().trim_start_matches('[').trim_end_matches(']'))
+                    .into_iter()
+                    .map(|m| m.trim_matches(|c| c == '\'' || c == '"').to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect::<Vec<_>>()
+            },
+        );
+        if let Some(bad) = named
+            .iter()
+            .find(|m| !glance_model::wire::IMPORT_METHODS.contains(&m.as_str()))
+        {
+            return Err(ConfigError(format!(
+                "[DEFAULT] enabled_import_methods: unknown method {bad:?}; the methods are {}",
+                glance_model::wire::IMPORT_METHODS.join(", ")
+            )));
+        }
+        let (methods, unimplemented_methods) = named
+            .into_iter()
+            .partition(|m| IMPLEMENTED_IMPORT_METHODS.contains(&m.as_str()));
+        let ports = |opt: &str, default: Vec<u16>| -> Result<Vec<u16>, ConfigError> {
+            Ok(ini
+                .parse("import_filtering_opts", opt, |v| {
+                    parse_list(v)
+                        .iter()
+                        .map(|p| {
+                            p.parse::<u16>()
+                                .map_err(|_| format!("{p:?} is not a port number"))
+                        })
+                        .collect::<Result<Vec<u16>, String>>()
+                })?
+                .unwrap_or(default))
+        };
+        let list = |opt: &str, default: &[&str]| -> Vec<String> {
+            ini.get("import_filtering_opts", opt).map_or_else(
+                || default.iter().map(|s| (*s).to_string()).collect(),
+                |v| {
+                    parse_list(v)
+                        .into_iter()
+                        .map(|s| s.to_ascii_lowercase())
+                        .collect()
+                },
+            )
+        };
+        Ok(Self {
+            staging_dir,
+            methods,
+            unimplemented_methods,
+            self_reference_url: ini
+                .get("DEFAULT", "worker_self_reference_url")
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().trim_end_matches('/').to_string()),
+            task_pool_threads: ini
+                .parse("wsgi", "task_pool_threads", parse_u32_in(1, 1024))?
+                .unwrap_or(16),
+            filters: ImportFilters {
+                allowed_schemes: list("allowed_schemes", &["http", "https"]),
+                disallowed_schemes: list("disallowed_schemes", &[]),
+                allowed_hosts: list("allowed_hosts", &[]),
+                disallowed_hosts: list("disallowed_hosts", &[]),
+                allowed_ports: ports("allowed_ports", vec![80, 443])?,
+                disallowed_ports: ports("disallowed_ports", Vec::new())?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+
+    fn opts(text: &str) -> Result<ImportOptions, ConfigError> {
+        let mut ini = IniSet::default();
+        ini.merge(&PathBuf::from("glance-api.conf"), text)?;
+        ImportOptions::from_ini(&ini)
+    }
+
+    #[test]
+    fn import_options_have_glances_defaults() {
+        let o = opts("").unwrap();
+        assert_eq!(o.staging_dir, PathBuf::from("/tmp/staging"));
+        assert_eq!(o.methods, ["glance-direct", "web-download"]);
+        assert_eq!(o.task_pool_threads, 16);
+        assert_eq!(o.filters, ImportFilters::default());
+    }
+
+    #[test]
+    fn import_options_are_read_and_checked() {
+        let o = opts(
+            "[DEFAULT]\nnode_staging_uri = file:///srv/staging\n\
+             enabled_import_methods = [glance-direct,copy-image]\n\
+             [wsgi]\ntask_pool_threads = 2\n\
+             [import_filtering_opts]\nallowed_ports = 8080\ndisallowed_hosts = Evil.example\n",
+        )
+        .unwrap();
+        assert_eq!(o.staging_dir, PathBuf::from("/srv/staging"));
+        assert_eq!(o.methods, ["glance-direct"]);
+        assert_eq!(o.unimplemented_methods, ["copy-image"]);
+        assert_eq!(o.task_pool_threads, 2);
+        assert_eq!(o.filters.allowed_ports, [8080]);
+        assert_eq!(o.filters.disallowed_hosts, ["evil.example"]);
+        for bad in [
+            "[DEFAULT]\nnode_staging_uri = /tmp/x\n",
+            "[DEFAULT]\nenabled_import_methods = bogus\n",
+            "[wsgi]\ntask_pool_threads = 0\n",
+            "[import_filtering_opts]\nallowed_ports = http\n",
+        ] {
+            assert!(opts(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -55,6 +55,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     for feature in &config.unimplemented {
         log::warn!("glance-api: {feature}");
     }
+    for method in &config.import.unimplemented_methods {
+        log::warn!(
+            "glance-api: import method {method} (enabled_import_methods) is not implemented; it is not offered"
+        );
+    }
     if !config.ignored_options.is_empty() {
         log::warn!(
             "glance-api ignores these options it does not implement: {}",

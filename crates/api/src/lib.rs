@@ -10,6 +10,7 @@ pub mod cors;
 pub mod daemon;
 pub mod error;
 pub mod http1;
+pub mod import;
 pub mod limits;
 pub mod metadef_schemas;
 pub mod metadef_view;

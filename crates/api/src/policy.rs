@@ -423,3 +423,21 @@ fn describe(action: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+// ---- Tasks (issue 30) ----
+
+impl Enforcer {
+    /// The tasks API (`GET /v2/tasks[/{id}]`): `tasks_api_access` (admin by default), then
+    /// `action` (`get_tasks`, `get_task`), with the caller's project as the target.
+    pub fn tasks(&self, action: &str, ctx: &Context) -> Result<(), ApiError> {
+        let target = Target::new().with("project_id", ctx.project_id.clone().unwrap_or_default());
+        for a in ["tasks_api_access", action] {
+            if !self.allowed(a, ctx, &target) {
+                return Err(ApiError::forbidden(format!(
+                    "You are not authorized to complete {action} action (policy {a})."
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -38,6 +38,12 @@ pub async fn sweep(state: &AppState) -> usize {
         Err(e) => log::warn!("cannot list expired upload leases: {e}"),
     }
     state.stores.clean_stale_partials();
+    // Staged data whose image no longer needs it (a recovered stage or import, a deleted
+    // image): issue 30.
+    let orphans = state.importer.clean_orphans(state, &ctx).await;
+    if orphans > 0 {
+        log::warn!("removed {orphans} staged file(s) no image needs any more");
+    }
     recovered
 }
 

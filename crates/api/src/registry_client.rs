@@ -730,6 +730,81 @@ impl RegistryClient {
         Ok(list.leases)
     }
 
+    // ---- Interoperable import (issue 30) ----
+
+    /// `queued → uploading` and a stage lease for this node.
+    pub async fn start_stage(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        req: &LeaseRequest,
+    ) -> Result<Lease, ApiError> {
+        let path = format!("/v1/images/{id}/stage");
+        self.expect(ctx, Method::POST, &path, Some(req)).await
+    }
+
+    /// Records the staged size (the image stays `uploading`) and releases the stage lease.
+    pub async fn complete_stage(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        done: &glance_model::wire::StageComplete,
+    ) -> Result<Image, ApiError> {
+        let path = format!("/v1/images/{id}/stage/complete");
+        self.expect(ctx, Method::POST, &path, Some(done)).await
+    }
+
+    /// Takes the import lock, moves the image to `importing`, and records the task.
+    pub async fn start_import(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+        req: &glance_model::wire::ImportStart,
+    ) -> Result<glance_model::wire::ImportStarted, ApiError> {
+        let path = format!("/v1/images/{id}/import");
+        self.expect(ctx, Method::POST, &path, Some(req)).await
+    }
+
+    /// Tasks the caller may see (`query`: the registry's `status`, `type`, `limit`,
+    /// `sort_dir`).
+    pub async fn list_tasks(
+        &self,
+        ctx: &Context,
+        query: &[(&str, String)],
+    ) -> Result<Vec<glance_model::wire::Task>, ApiError> {
+        let qs = serde_urlencoded::to_string(query).unwrap_or_default();
+        let path = if qs.is_empty() {
+            "/v1/tasks".to_string()
+        } else {
+            format!("/v1/tasks?{qs}")
+        };
+        let list: glance_model::wire::TaskList =
+            self.expect::<(), _>(ctx, Method::GET, &path, None).await?;
+        Ok(list.tasks)
+    }
+
+    /// One task.
+    pub async fn get_task(
+        &self,
+        ctx: &Context,
+        id: &str,
+    ) -> Result<glance_model::wire::Task, ApiError> {
+        let path = format!("/v1/tasks/{}", encode(id));
+        self.expect::<(), _>(ctx, Method::GET, &path, None).await
+    }
+
+    /// The tasks of an image.
+    pub async fn image_tasks(
+        &self,
+        ctx: &Context,
+        id: &ImageId,
+    ) -> Result<Vec<glance_model::wire::Task>, ApiError> {
+        let path = format!("/v1/images/{id}/tasks");
+        let list: glance_model::wire::TaskList =
+            self.expect::<(), _>(ctx, Method::GET, &path, None).await?;
+        Ok(list.tasks)
+    }
+
     /// Bytes of image data the caller's project stores.
     pub async fn storage_used(&self, ctx: &Context) -> Result<u64, ApiError> {
         Ok(self.usage(ctx).await?.size_bytes)

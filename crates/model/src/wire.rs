@@ -400,6 +400,10 @@ pub struct LeaseToken {
     /// New TTL for a heartbeat (keeps the old one when absent).
     #[serde(default)]
     pub ttl_secs: Option<u32>,
+    /// For the lease of an import: the task's message to record with a heartbeat (progress)
+    /// or a release (why it failed). Left out when none, so older registries take the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Body of `POST /v1/images/{id}/upload/complete`: the data is stored; record it and make
@@ -535,6 +539,127 @@ impl LocationsChange {
         }
         Ok(())
     }
+}
+
+// ---- Interoperable import: staging, import leases and tasks (issue 30) ----
+
+/// Body of `POST /v1/images/{id}/stage/complete`: the staged data is whole; record its size
+/// (and where it was staged) and release the stage lease; the image stays `uploading`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageComplete {
+    /// The lease token of the stage.
+    pub token: String,
+    /// Bytes staged.
+    pub size: i64,
+    /// `os_glance_stage_host`: the URL of the node holding the staged data, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_host: Option<String>,
+}
+
+impl StageComplete {
+    /// Checks the size and the host's length.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.size < 0 {
+            return Err(ModelError::bad_request("size must not be negative"));
+        }
+        if let Some(h) = &self.stage_host {
+            check_len("stage_host", h, MAX_STRING_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+/// The import methods, as Glance names them.
+pub const IMPORT_METHODS: [&str; 4] = [
+    "glance-direct",
+    "web-download",
+    "copy-image",
+    "glance-download",
+];
+
+/// Body of `POST /v1/images/{id}/import`: takes the import lock, moves the image to
+/// `importing`, takes a lease for the importing node and records the task, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportStart {
+    /// The importing node and how long its lease lasts without a heartbeat.
+    pub lease: LeaseRequest,
+    /// `glance-direct`, `web-download`, ...: decides which status the image must be in.
+    pub method: String,
+    /// The stores the data goes to (`os_glance_importing_to_stores`).
+    #[serde(default)]
+    pub stores: Vec<String>,
+    /// The task's `input`, as the API shows it.
+    pub input: serde_json::Value,
+}
+
+impl ImportStart {
+    /// Checks the lease, the method name and the stores.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.lease.validate()?;
+        if !IMPORT_METHODS.contains(&self.method.as_str()) {
+            return Err(ModelError::bad_request(format!(
+                "Unknown import method name '{}'",
+                self.method
+            )));
+        }
+        for s in &self.stores {
+            check_len("store", s, MAX_STRING_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+/// A task (Glance's `tasks` and `task_info` rows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Task id.
+    pub id: String,
+    /// `api_image_import`, `import`, `location_import`.
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// `pending`, `processing`, `success`, `failure`.
+    pub status: String,
+    /// The project that owns it.
+    pub owner: String,
+    /// When it expires (set once it ends).
+    #[serde(with = "crate::time::iso_opt")]
+    pub expires_at: Option<NaiveDateTime>,
+    /// Created.
+    #[serde(with = "crate::time::iso")]
+    pub created_at: NaiveDateTime,
+    /// Last changed.
+    #[serde(with = "crate::time::iso_opt")]
+    pub updated_at: Option<NaiveDateTime>,
+    /// The image it works on.
+    pub image_id: Option<String>,
+    /// The request that made it.
+    pub request_id: Option<String>,
+    /// The user that made it.
+    pub user_id: Option<String>,
+    /// Its input.
+    pub input: serde_json::Value,
+    /// Its result, once it succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Its progress or failure message.
+    pub message: String,
+}
+
+/// The import lock, lease and task `POST /v1/images/{id}/import` made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportStarted {
+    /// The importing node's lease (renew it; release it with the outcome).
+    pub lease: Lease,
+    /// The task, `processing`.
+    pub task: Task,
+}
+
+/// Response of the task list routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskList {
+    /// The tasks, newest first.
+    pub tasks: Vec<Task>,
 }
 
 /// Response of `GET /v1/leases/expired`: uploads whose holder stopped renewing.

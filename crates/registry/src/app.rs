@@ -17,7 +17,9 @@ use crate::catalog::Catalog;
 use crate::config::RegistryConfig;
 use crate::db::Database;
 use crate::metadefs::Metadefs;
-use crate::routes::{self, error_response, health, images, members, metadefs as md, uploads};
+use crate::routes::{
+    self, error_response, health, images, imports, members, metadefs as md, uploads,
+};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -133,6 +135,37 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             web::resource("/v1/images/{id}/upload/recover")
                 .route(web::post().to(uploads::recover_upload))
                 .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
+        )
+        // Interoperable import (issue 30).
+        .service(
+            web::resource("/v1/images/{id}/stage")
+                .route(web::post().to(imports::start_stage))
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
+        )
+        .service(
+            web::resource("/v1/images/{id}/stage/complete")
+                .route(web::post().to(imports::complete_stage))
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
+        )
+        .service(
+            web::resource("/v1/images/{id}/import")
+                .route(web::post().to(imports::start_import))
+                .default_service(web::to(not_allowed::<RegistryHttp>("POST"))),
+        )
+        .service(
+            web::resource("/v1/images/{id}/tasks")
+                .route(web::get().to(imports::list_image_tasks))
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),
+        )
+        .service(
+            web::resource("/v1/tasks")
+                .route(web::get().to(imports::list_tasks))
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),
+        )
+        .service(
+            web::resource("/v1/tasks/{id}")
+                .route(web::get().to(imports::show_task))
+                .default_service(web::to(not_allowed::<RegistryHttp>("GET"))),
         )
         .service(
             web::resource("/v1/images/{id}/locations")

@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use glance_model::filter::ListQuery;
 use glance_model::quota::ImageQuotas;
-use glance_model::wire::{ImageUpdate, Lease, LeaseRequest, NewImage, UploadComplete, Usage};
-use glance_model::{Context, ErrorKind, Image, ImageId, Member, MemberStatus};
+use glance_model::wire::{
+    ImageUpdate, ImportStart, ImportStarted, Lease, LeaseRequest, NewImage, StageComplete, Task,
+    UploadComplete, Usage,
+};
+use glance_model::{Context, ErrorKind, Image, ImageId, ImageStatus, Member, MemberStatus};
 
 use crate::cache::RecordCache;
 use crate::db::generations::Generations;
-use crate::db::{Database, images, leases, members, tags};
+use crate::db::{Database, images, imports, leases, members, tags, tasks};
 use crate::error::RegistryError;
 
 /// An image or a page of images, as JSON already written (from or into the record cache)
@@ -370,9 +373,10 @@ impl Catalog {
         id: ImageId,
         token: String,
         ttl_secs: u32,
+        message: Option<String>,
     ) -> Result<Lease, RegistryError> {
         self.db
-            .write(move |c| leases::heartbeat(c, &id, &token, ttl_secs))
+            .write(move |c| leases::heartbeat(c, &id, &token, ttl_secs, message.as_deref()))
             .await
     }
 
@@ -394,9 +398,10 @@ impl Catalog {
         ctx: Context,
         id: ImageId,
         token: String,
+        message: Option<String>,
     ) -> Result<Image, RegistryError> {
         self.db
-            .write(move |c| leases::abort(c, &ctx, &id, &token))
+            .write(move |c| leases::abort(c, &ctx, &id, &token, message.as_deref()))
             .await
     }
 
@@ -415,6 +420,72 @@ impl Catalog {
         self.db
             .write(move |c| crate::db::locations::change(c, &ctx, &id, &change))
             .await
+    }
+
+    // ---- Interoperable import (issue 30) ----
+
+    /// Starts a stage: `queued → uploading` and a lease.
+    pub async fn start_stage(
+        &self,
+        ctx: Context,
+        id: ImageId,
+        req: LeaseRequest,
+    ) -> Result<Lease, RegistryError> {
+        self.db
+            .write(move |c| leases::acquire_for(c, &ctx, &id, &req, ImageStatus::Uploading))
+            .await
+    }
+
+    /// Ends a stage: the size recorded, the lease released, the image still `uploading`.
+    pub async fn complete_stage(
+        &self,
+        ctx: Context,
+        id: ImageId,
+        done: StageComplete,
+    ) -> Result<Image, RegistryError> {
+        self.db
+            .write(move |c| imports::stage_complete(c, &ctx, &id, &done))
+            .await
+    }
+
+    /// Starts an import: lock, `importing`, lease and task.
+    pub async fn start_import(
+        &self,
+        ctx: Context,
+        id: ImageId,
+        req: ImportStart,
+    ) -> Result<ImportStarted, RegistryError> {
+        self.db
+            .write(move |c| imports::start(c, &ctx, &id, &req))
+            .await
+    }
+
+    /// Tasks the caller may see.
+    pub async fn tasks(
+        &self,
+        ctx: Context,
+        filter: tasks::TaskFilter,
+    ) -> Result<Vec<Task>, RegistryError> {
+        self.db.run(move |c| tasks::list(c, &ctx, &filter)).await
+    }
+
+    /// The tasks of an image the caller may see.
+    pub async fn image_tasks(&self, ctx: Context, id: ImageId) -> Result<Vec<Task>, RegistryError> {
+        self.db
+            .run(move |c| {
+                images::find(c, &ctx, &id)?;
+                let filter = tasks::TaskFilter {
+                    image_id: Some(id.to_string()),
+                    ..tasks::TaskFilter::default()
+                };
+                tasks::list(c, &ctx, &filter)
+            })
+            .await
+    }
+
+    /// One task.
+    pub async fn task(&self, ctx: Context, id: String) -> Result<Task, RegistryError> {
+        self.db.run(move |c| tasks::find(c, &ctx, &id)).await
     }
 
     /// Leases that ran out before now.

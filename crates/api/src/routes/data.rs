@@ -34,23 +34,37 @@ use crate::limits::Resource;
 use crate::policy::Read;
 use crate::view;
 
-/// Returns the image to `queued` unless the upload finished (or the image went away); runs on
-/// drop so a cancelled handler (client disconnect) still cleans up.
-struct UploadGuard {
-    state: AppState,
-    ctx: Context,
-    id: ImageId,
-    token: String,
-    settled: bool,
-    heartbeat: Option<tokio::task::JoinHandle<()>>,
+/// Returns the image to `queued` unless the upload (or stage) finished (or the image went
+/// away); runs on drop so a cancelled handler (client disconnect) still cleans up.
+pub(crate) struct UploadGuard {
+    pub(crate) state: AppState,
+    pub(crate) ctx: Context,
+    pub(crate) id: ImageId,
+    pub(crate) token: String,
+    pub(crate) settled: bool,
+    pub(crate) heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl UploadGuard {
-    async fn abort(&mut self) {
+    /// Holds `lease` on `id`: renews it in the background until the guard settles or drops.
+    pub(crate) fn hold(state: &AppState, ctx: Context, id: ImageId, token: String) -> Self {
+        let ttl = state.config.upload_lease_ttl_secs;
+        Self {
+            state: state.clone(),
+            ctx: ctx.clone(),
+            id,
+            token: token.clone(),
+            settled: false,
+            heartbeat: Some(spawn_heartbeat(state.clone(), ctx, id, token, ttl)),
+        }
+    }
+
+    pub(crate) async fn abort(&mut self) {
         self.settled = true;
         let token = LeaseToken {
             token: self.token.clone(),
             ttl_secs: None,
+            message: None,
         };
         if let Err(e) = self
             .state
@@ -78,6 +92,7 @@ impl Drop for UploadGuard {
             let token = LeaseToken {
                 token: self.token.clone(),
                 ttl_secs: None,
+                message: None,
             };
             log::warn!("image {id}: upload interrupted; returning the image to queued");
             actix_web::rt::spawn(async move {
@@ -89,20 +104,30 @@ impl Drop for UploadGuard {
     }
 }
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }
 
+/// What data is sent for: `PUT /file` (upload) or `PUT /stage` (stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Into a store, making the image active.
+    Upload,
+    /// Into the staging area, for an import.
+    Stage,
+}
+
 /// Every check before any byte is stored: media type, image state and formats, policy, store,
 /// size caps.
-async fn preflight(
+pub(crate) async fn preflight(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     ctx: &Context,
     id: &str,
+    purpose: Purpose,
 ) -> Result<Preflight, ApiError> {
     let id = image_id(id)?;
     let ct = header(req, "content-type").unwrap_or("");
@@ -113,17 +138,24 @@ async fn preflight(
         ));
     }
     let image = state.registry.get_image(ctx, &id).await?;
-    state.policy.change(Change::Upload, ctx, &image)?;
+    let (change, verb) = match purpose {
+        Purpose::Upload => (Change::Upload, "uploaded to"),
+        Purpose::Stage => (Change::Stage, "staged for"),
+    };
+    state.policy.change(change, ctx, &image)?;
     if image.status != ImageStatus::Queued {
         return Err(ApiError::conflict(format!(
-            "Image {id} is {}; data can only be uploaded to a queued image",
+            "Image {id} is {}; data can only be {verb} a queued image",
             image.status.as_str()
         )));
     }
-    glance_model::status::require_formats(
-        image.disk_format.as_deref(),
-        image.container_format.as_deref(),
-    )?;
+    // A stage needs no formats yet; the import that follows does (409 there, as Glance).
+    if purpose == Purpose::Upload {
+        glance_model::status::require_formats(
+            image.disk_format.as_deref(),
+            image.container_format.as_deref(),
+        )?;
+    }
     let declared = match header(req, "x-openstack-image-size").or(header(req, "content-length")) {
         None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -132,12 +164,14 @@ async fn preflight(
             ))
         })?),
     };
-    let requested_store = if state.stores.multi_store() {
+    let requested_store = if state.stores.multi_store() && purpose == Purpose::Upload {
         header(req, "x-image-meta-store").map(str::to_string)
     } else {
         None
     };
-    state.stores.for_upload(requested_store.as_deref())?;
+    if purpose == Purpose::Upload {
+        state.stores.for_upload(requested_store.as_deref())?;
+    }
     let cap = upload_cap(state, ctx).await?;
     if let Some(d) = declared
         && d > cap.0
@@ -169,13 +203,13 @@ async fn preflight(
 }
 
 /// What an upload may proceed with once every check passed.
-struct Preflight {
-    id: ImageId,
-    requested_store: Option<String>,
-    cap: (u64, String),
-    declared: Option<u64>,
-    disk_format: Option<String>,
-    container_format: Option<String>,
+pub(crate) struct Preflight {
+    pub(crate) id: ImageId,
+    pub(crate) requested_store: Option<String>,
+    pub(crate) cap: (u64, String),
+    pub(crate) declared: Option<u64>,
+    pub(crate) disk_format: Option<String>,
+    pub(crate) container_format: Option<String>,
 }
 
 /// `PUT /v2/images/{id}/file`
@@ -186,7 +220,7 @@ pub async fn upload_image_data(
     id: web::Path<String>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let pre = match preflight(&req, &state, &ctx, &id).await {
+    let pre = match preflight(&req, &state, &ctx, &id, Purpose::Upload).await {
         Ok(p) => p,
         Err(e) => {
             // Read the body the client is sending before the answer, so that it gets the
@@ -320,7 +354,7 @@ pub async fn upload_image_data(
 }
 
 /// Glance's upload rule on the inspected bytes: the `virtual_size` to record, or 415.
-fn judge(
+pub(crate) fn judge(
     state: &AppState,
     inspector: Option<Inspector>,
     disk_format: &Option<String>,
@@ -353,7 +387,7 @@ fn judge(
     }
 }
 
-async fn remove_data(state: &AppState, url: &str, store: Option<&str>) {
+pub(crate) async fn remove_data(state: &AppState, url: &str, store: Option<&str>) {
     if let Err(e) = state.stores.delete(url, store).await {
         log::warn!("could not remove data at {url}: {e}");
     }
@@ -361,7 +395,7 @@ async fn remove_data(state: &AppState, url: &str, store: Option<&str>) {
 
 /// The most bytes this upload may hold, and why: `image_size_cap`, or what is left of the
 /// project's `user_storage_quota`.
-async fn upload_cap(state: &AppState, ctx: &Context) -> Result<(u64, String), ApiError> {
+pub(crate) async fn upload_cap(state: &AppState, ctx: &Context) -> Result<(u64, String), ApiError> {
     let mut cap = (
         state.config.image_size_cap,
         format!("image_size_cap of {} bytes", state.config.image_size_cap),
@@ -399,6 +433,7 @@ fn spawn_heartbeat(
             let t = LeaseToken {
                 token: token.clone(),
                 ttl_secs: Some(ttl),
+                message: None,
             };
             if let Err(e) = state.registry.renew_upload(&ctx, &id, &t).await {
                 log::warn!("image {id}: upload lease renewal failed: {e}");

@@ -290,6 +290,13 @@ pub async fn create_image(
     if let Ok(v) = HeaderValue::from_str(&format!("{base}/v2/images/{}", image.id)) {
         res.headers_mut().insert(LOCATION, v);
     }
+    // Interoperable import (issue 30): the methods a client may import this image with.
+    if let Ok(v) = HeaderValue::from_str(&state.config.import.methods.join(",")) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("openstack-image-import-methods"),
+            v,
+        );
+    }
     if state.stores.multi_store() {
         let ids: Vec<String> = state.stores.describe().into_iter().map(|s| s.id).collect();
         if let Ok(v) = HeaderValue::from_str(&ids.join(",")) {
@@ -414,6 +421,13 @@ pub async fn delete_image(
         }
     }
     state.registry.delete_image(&ctx, &id).await?;
+    // Staged data goes with its image (issue 30).
+    if matches!(
+        image.status,
+        ImageStatus::Uploading | ImageStatus::Importing
+    ) {
+        state.importer.unstage(&id).await;
+    }
     for (url, store) in locations {
         if state.stores.may_be_in_use(url, store) {
             continue;

@@ -29,13 +29,13 @@ pub async fn show_schema(
         .ok_or_else(|| ApiError::not_found(format!("No schema named {name}")))
 }
 
-/// `GET /v2/info/import`: no interoperable import methods are offered.
-pub async fn import_info() -> HttpResponse {
+/// `GET /v2/info/import`: the enabled import methods (`enabled_import_methods`).
+pub async fn import_info(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "import-methods": {
             "description": "Import methods this service offers.",
             "type": "array",
-            "value": [],
+            "value": state.config.import.methods,
         }
     }))
 }

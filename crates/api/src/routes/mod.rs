@@ -4,6 +4,7 @@
 pub mod data;
 pub mod health;
 pub mod images;
+pub mod import;
 pub mod info;
 pub mod locations;
 pub mod members;

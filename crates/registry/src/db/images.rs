@@ -409,7 +409,7 @@ fn check_property_quota(
 
 /// Adds or overwrites properties. Glance keeps `UNIQUE(image_id, name)` across deleted rows,
 /// so a previously deleted property's row is revived rather than inserted again.
-fn set_properties(
+pub(super) fn set_properties(
     conn: &mut DbConnection,
     image: &LockedImage,
     props: &BTreeMap<String, String>,

@@ -1,9 +1,11 @@
-//! Upload leases (`glance_upload_leases`, our table, not Glance's): the node uploading an
-//! image holds a lease it renews; an image whose lease ran out is found and returned to
-//! `queued`, so a crashed glance-api never leaves an image stuck in `saving`.
+//! Upload leases (`glance_upload_leases`, our table, not Glance's): the node uploading,
+//! staging or importing an image holds a lease it renews; an image whose lease ran out is
+//! found and returned to `queued`, so a crashed glance-api never leaves an image stuck in
+//! `saving`, `uploading` (while it stages) or `importing`.
 //!
-//! A lease exists only while its image is `saving`: [`follow_status`] is that rule's one
-//! home. Every change of an image's status passes it the move, in the same transaction and
+//! A lease exists only while its image is in one of those [leased](leased) statuses:
+//! [`follow_status`] is that rule's one home (the end of a stage also releases one, leaving
+//! the image `uploading` with its data staged: [`super::imports`]). Every change of an image's status passes it the move, in the same transaction and
 //! under the image's row lock: the move into `saving` by an upload's start takes the lease,
 //! every move out drops it (completion, abort, recovery, an update of the status, a
 //! delete). So a delete of an image in any other status has no lease to drop, and sends no
@@ -23,7 +25,7 @@ use crate::error::RegistryError;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = leases)]
-struct LeaseRow {
+pub(super) struct LeaseRow {
     image_id: String,
     node: String,
     token: String,
@@ -44,11 +46,21 @@ impl LeaseRow {
     }
 }
 
-/// The rule "a lease exists only while its image is `saving`", for a move of the locked
-/// image from `from` to `to`: a move into `saving` with `take` (an upload's start) drops any
-/// stale lease and takes a new one, which is returned; a move out of `saving` drops the
-/// lease; any other move touches no lease and sends no statement. A status set into
-/// `saving` without `take` (an update by an admin) takes no lease, as before.
+/// The statuses a lease may exist in: data is being written (`saving`), staged
+/// (`uploading`) or imported (`importing`) by a node that may die.
+pub fn leased(status: ImageStatus) -> bool {
+    matches!(
+        status,
+        ImageStatus::Saving | ImageStatus::Uploading | ImageStatus::Importing
+    )
+}
+
+/// The rule "a lease exists only while its image is [leased]", for a move of the locked
+/// image from `from` to `to`: a move into a leased status with `take` (an upload's, stage's
+/// or import's start) drops any stale lease and takes a new one, which is returned; any other
+/// move out of a leased status drops the lease; any other move touches no lease and sends no
+/// statement. A status set into `saving` without `take` (an update by an admin) takes no
+/// lease, as before.
 pub fn follow_status(
     conn: &mut DbConnection,
     image: &LockedImage,
@@ -56,9 +68,8 @@ pub fn follow_status(
     to: ImageStatus,
     take: Option<&LeaseRequest>,
 ) -> Result<Option<Lease>, RegistryError> {
-    let saving = ImageStatus::Saving;
-    match (from == saving, to == saving, take) {
-        (false, true, Some(req)) => {
+    match take {
+        Some(req) if from != to && leased(to) => {
             drop_lease(conn, image)?;
             let now = glance_model::time::now();
             let lease = LeaseRow {
@@ -74,7 +85,7 @@ pub fn follow_status(
                 .execute(conn)?;
             Ok(Some(lease.into_lease()?))
         }
-        (true, false, _) => {
+        _ if from != to && leased(from) => {
             drop_lease(conn, image)?;
             Ok(None)
         }
@@ -89,38 +100,59 @@ pub fn acquire(
     id: &ImageId,
     req: &LeaseRequest,
 ) -> Result<Lease, RegistryError> {
+    acquire_for(conn, ctx, id, req, ImageStatus::Saving)
+}
+
+/// Starts the writing of data, `queued → to` (`saving` for an upload, `uploading` for a
+/// stage) by compare-and-swap, and a fresh lease.
+pub fn acquire_for(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    id: &ImageId,
+    req: &LeaseRequest,
+    to: ImageStatus,
+) -> Result<Lease, RegistryError> {
     req.validate()?;
     locked::write(conn, id, Lock::Visible(ctx), |conn, image| {
         let row = image.row(conn, ctx)?;
         let status = row.status()?;
         if status != ImageStatus::Queued {
+            let what = if to == ImageStatus::Uploading {
+                "staged for"
+            } else {
+                "uploaded to"
+            };
             return Err(RegistryError::conflict(format!(
-                "Image {id} is {status}; data can only be uploaded to a queued image"
+                "Image {id} is {status}; data can only be {what} a queued image"
             )));
         }
-        glance_model::status::require_formats(
-            row.disk_format.as_deref(),
-            row.container_format.as_deref(),
-        )?;
+        // Glance stages data to an image without formats; its import then refuses it (409).
+        if to == ImageStatus::Saving {
+            glance_model::status::require_formats(
+                row.disk_format.as_deref(),
+                row.container_format.as_deref(),
+            )?;
+        }
         let now = glance_model::time::now();
         diesel::update(
             images::table
                 .filter(images::id.eq(image.sid()))
                 .filter(images::status.eq(ImageStatus::Queued.as_str())),
         )
-        .set((
-            images::status.eq(ImageStatus::Saving.as_str()),
-            images::updated_at.eq(now),
-        ))
+        .set((images::status.eq(to.as_str()), images::updated_at.eq(now)))
         .execute(conn)?;
-        // `queued → saving` with a request always takes one (see `follow_status`).
-        follow_status(conn, image, status, ImageStatus::Saving, Some(req))?.ok_or_else(|| {
+        // `queued → saving|uploading` with a request always takes one (see `follow_status`).
+        follow_status(conn, image, status, to, Some(req))?.ok_or_else(|| {
             RegistryError::conflict(format!("Image {id}: no upload lease was taken"))
         })
     })
 }
 
-fn held(conn: &mut DbConnection, id: &ImageId, token: &str) -> Result<LeaseRow, RegistryError> {
+pub(super) fn held(
+    conn: &mut DbConnection,
+    id: &ImageId,
+    token: &str,
+) -> Result<LeaseRow, RegistryError> {
     leases::table
         .filter(leases::image_id.eq(id.to_string()))
         .filter(leases::token.eq(token))
@@ -142,9 +174,13 @@ pub fn heartbeat(
     id: &ImageId,
     token: &str,
     ttl_secs: u32,
+    message: Option<&str>,
 ) -> Result<Lease, RegistryError> {
     locked::write(conn, id, Lock::Row, |conn, image| {
         let mut row = held(conn, id, token)?;
+        if let Some(m) = message {
+            super::imports::progress(conn, image, m)?;
+        }
         let now = glance_model::time::now();
         row.expires_at = now + Duration::seconds(i64::from(ttl_secs.clamp(1, 86_400)));
         row.heartbeat_at = now;
@@ -174,16 +210,16 @@ pub fn complete(
         // A lost lease (410) says more than the image being gone since (404).
         held(conn, id, &done.token)?;
         let status = image.row(conn, ctx)?.status()?;
-        if status != ImageStatus::Saving {
+        if !matches!(status, ImageStatus::Saving | ImageStatus::Importing) {
             return Err(RegistryError::conflict(format!(
-                "Image {id} is {status}, not saving"
+                "Image {id} is {status}, not saving or importing"
             )));
         }
         let now = glance_model::time::now();
         diesel::update(
             images::table
                 .filter(images::id.eq(image.sid()))
-                .filter(images::status.eq(ImageStatus::Saving.as_str())),
+                .filter(images::status.eq(status.as_str())),
         )
         .set((
             images::status.eq(ImageStatus::Active.as_str()),
@@ -207,6 +243,9 @@ pub fn complete(
                 image_locations::deleted.eq(false),
             ))
             .execute(conn)?;
+        if status == ImageStatus::Importing {
+            super::imports::finish(conn, image, None)?;
+        }
         follow_status(conn, image, status, ImageStatus::Active, None)?;
         Ok(())
     })?;
@@ -219,10 +258,11 @@ pub fn abort(
     ctx: &Context,
     id: &ImageId,
     token: &str,
+    message: Option<&str>,
 ) -> Result<Image, RegistryError> {
     locked::write(conn, id, Lock::Row, |conn, image| {
         held(conn, id, token)?;
-        back_to_queued(conn, ctx, image)
+        back_to_queued(conn, ctx, image, message.unwrap_or("The import failed"))
     })?;
     find(conn, ctx, id)
 }
@@ -231,13 +271,25 @@ fn back_to_queued(
     conn: &mut DbConnection,
     ctx: &Context,
     image: &mut LockedImage,
+    why: &str,
 ) -> Result<(), RegistryError> {
-    image.row(conn, ctx)?;
+    let status = image.row(conn, ctx)?.status()?;
+    // The lease this drops is what brought the caller here (held or expired), so the image
+    // is in a leased status unless a writer without a lease moved it since; then only the
+    // lease goes.
+    let from = if leased(status) {
+        status
+    } else {
+        ImageStatus::Saving
+    };
+    if status == ImageStatus::Importing {
+        super::imports::finish(conn, image, Some(why))?;
+    }
     let now = glance_model::time::now();
     diesel::update(
         images::table
             .filter(images::id.eq(image.sid()))
-            .filter(images::status.eq(ImageStatus::Saving.as_str())),
+            .filter(images::status.eq(from.as_str())),
     )
     .set((
         images::status.eq(ImageStatus::Queued.as_str()),
@@ -246,9 +298,7 @@ fn back_to_queued(
         images::updated_at.eq(now),
     ))
     .execute(conn)?;
-    // The lease this drops is what brought the caller here (held or expired): the image
-    // was `saving` whatever its row said a moment ago.
-    follow_status(conn, image, ImageStatus::Saving, ImageStatus::Queued, None)?;
+    follow_status(conn, image, from, ImageStatus::Queued, None)?;
     Ok(())
 }
 
@@ -284,7 +334,15 @@ pub fn recover(
                 l.node,
                 glance_model::time::isotime(&l.expires_at)
             ))),
-            Some(_) => back_to_queued(conn, ctx, image),
+            Some(l) => back_to_queued(
+                conn,
+                ctx,
+                image,
+                &format!(
+                    "The importing node {} stopped before it finished (its lease expired)",
+                    l.node
+                ),
+            ),
             None => Err(RegistryError::not_found(format!(
                 "Image {id} has no upload lease"
             ))),
@@ -294,7 +352,10 @@ pub fn recover(
 }
 
 /// Removes any lease on the image.
-fn drop_lease(conn: &mut DbConnection, image: &LockedImage) -> Result<(), RegistryError> {
+pub(super) fn drop_lease(
+    conn: &mut DbConnection,
+    image: &LockedImage,
+) -> Result<(), RegistryError> {
     let image_id = image.sid();
     on_backend!(conn, |c, _B| {
         diesel::delete(leases::table.filter(leases::image_id.eq(image_id))).execute(c)?

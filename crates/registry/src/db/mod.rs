@@ -7,6 +7,7 @@ mod committer;
 pub mod generations;
 pub mod glance_releases;
 pub mod images;
+pub mod imports;
 pub mod leases;
 pub mod locations;
 pub mod locked;
@@ -24,6 +25,7 @@ mod socket;
 #[cfg(feature = "sqlite")]
 mod sqlite_timeout;
 pub mod tags;
+pub mod tasks;
 pub mod url;
 
 use diesel::prelude::*;

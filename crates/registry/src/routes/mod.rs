@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod images;
+pub mod imports;
 pub mod members;
 pub mod metadefs;
 pub mod uploads;

@@ -30,7 +30,10 @@ pub async fn renew_upload(
     let id = image_id(&id)?;
     let body = body.into_inner();
     let ttl = body.ttl_secs.unwrap_or(state.default_lease_secs);
-    let lease = state.catalog.renew_upload(id, body.token, ttl).await?;
+    let lease = state
+        .catalog
+        .renew_upload(id, body.token, ttl, body.message)
+        .await?;
     Ok(HttpResponse::Ok().json(lease))
 }
 
@@ -57,9 +60,10 @@ pub async fn abort_upload(
     body: web::Json<LeaseToken>,
 ) -> Result<HttpResponse, RouteError> {
     let id = image_id(&id)?;
+    let body = body.into_inner();
     let image = state
         .catalog
-        .abort_upload(ctx, id, body.into_inner().token)
+        .abort_upload(ctx, id, body.token, body.message)
         .await?;
     Ok(HttpResponse::Ok().json(image))
 }
