@@ -1,7 +1,7 @@
 //! Keystone unified limits (`use_keystone_limits`, `[oslo_limit]`) against the real Keystone
 //! of scripts/keystone.sh (`GLANCE_TEST_KEYSTONE`): registered and project limits set through
-//! Keystone's API, then enforced by glance-api on create and upload with 413, and reported by
-//! `GET /v2/info/usage`; on every backend.
+//! Keystone's API, then enforced by glance-api on create, upload, stage and import with 413, and
+//! reported by `GET /v2/info/usage`; on every backend.
 
 use anyhow::{Context as _, Result, bail};
 use reqwest::Method;
@@ -96,6 +96,8 @@ async fn unified_limits_come_from_keystone() -> Result<()> {
     set_limit(&ks, &admin, Some(&alpha), "image_count_total", 2).await?;
     set_limit(&ks, &admin, Some(&alpha), "image_size_total", 1).await?;
     set_limit(&ks, &admin, Some(&beta), "image_count_uploading", 0).await?;
+    set_limit(&ks, &admin, Some(&beta), "image_stage_total", 1).await?;
+    set_limit(&ks, &admin, Some(&beta), "image_size_total", 0).await?;
 
     let info = ks.info();
     let conf = format!(
@@ -194,6 +196,73 @@ async fn unified_limits_come_from_keystone() -> Result<()> {
             status.is_ok(),
             "{backend}: the refused upload left the image saving"
         );
+
+        // Stage and import are checked as Glance checks them, with delta 0: over only once the
+        // usage alone passes the limit. Beta: image_stage_total 1 MiB, image_size_total 0.
+        let new_image = || async {
+            let img: Value = req(&b, Method::POST, "/v2/images")
+                .json(&json!({"name": "s", "disk_format": "raw", "container_format": "bare"}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            img["id"]
+                .as_str()
+                .map(str::to_string)
+                .context("no id in the create's answer")
+        };
+        let stage = |id: &str, seed: u64| {
+            req(&b, Method::PUT, &format!("/v2/images/{id}/stage"))
+                .header("content-type", "application/octet-stream")
+                .body(bytes(seed, 2 << 20))
+                .send()
+        };
+        let import = |id: &str| {
+            req(&b, Method::POST, &format!("/v2/images/{id}/import"))
+                .json(&json!({"method": {"name": "glance-direct"}}))
+                .send()
+        };
+        let (one, two) = (new_image().await?, new_image().await?);
+        assert_eq!(
+            stage(&one, 5).await?.status(),
+            204,
+            "{backend}: first stage"
+        );
+        // 2 MiB staged is over the 1 MiB: the next stage is refused before a byte is kept.
+        let res = stage(&two, 6).await?;
+        expect_error(
+            res,
+            413,
+            "image_stage_total is over its limit of 1 with usage 2",
+        )
+        .await?;
+        // No image data stored yet (usage 0 of 0): the import goes ahead.
+        let res = import(&one).await?;
+        assert_eq!(res.status(), 202, "{backend}: {}", res.text().await?);
+        let active = crate::cloud::eventually(30, || async {
+            let img: Value = req(&b, Method::GET, &format!("/v2/images/{one}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok((img["status"] == "active").then_some(()))
+        })
+        .await;
+        assert!(active.is_ok(), "{backend}: the import did not finish");
+        // Its 2 MiB are image data now, no longer staged: a stage is allowed again, and the
+        // import after it is over image_size_total.
+        assert_eq!(
+            stage(&two, 6).await?.status(),
+            204,
+            "{backend}: second stage"
+        );
+        let res = import(&two).await?;
+        expect_error(
+            res,
+            413,
+            "image_size_total is over its limit of 0 with usage 2",
+        )
+        .await?;
     }
     Ok(())
 }

@@ -187,10 +187,12 @@ pub(crate) async fn preflight(
     // A zero Content-Length on a chunked request means "unknown"; only trust a length header
     // when the client did not stream.
     let declared = declared.filter(|_| header(req, "transfer-encoding").is_none());
-    // Keystone's image_size_total, with the declared size as the delta (Glance: whole MiB,
-    // 0 when unknown).
-    let delta = declared.map_or(0, |d| i64::try_from(d >> 20).unwrap_or(i64::MAX));
-    crate::limits::enforce(state, ctx, &[(Resource::ImageSizeTotal, delta)]).await?;
+    // An upload: Keystone's image_size_total, with the declared size as the delta (Glance:
+    // whole MiB, 0 when unknown). A stage checks image_stage_total instead (its route).
+    if purpose == Purpose::Upload {
+        let delta = declared.map_or(0, |d| i64::try_from(d >> 20).unwrap_or(i64::MAX));
+        crate::limits::enforce(state, ctx, &[(Resource::ImageSizeTotal, delta)]).await?;
+    }
 
     Ok(Preflight {
         id,

@@ -24,6 +24,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http1::{self, Drain};
 use crate::import::{Job, Source, check_uri};
+use crate::limits::{self, Resource};
 
 /// The context a lease's later calls go with: this node's own under Keystone (the user's
 /// token may expire before the work ends), else the caller's.
@@ -58,7 +59,11 @@ pub async fn stage_image_data(
         container_format,
         ..
     } = pre;
-    // quota: the project's `image_stage_total` is to be checked here, before the stage starts.
+    // As Glance: the project's staged data alone must not be over `image_stage_total` (delta 0).
+    if let Err(e) = limits::enforce(&state, &ctx, &[(Resource::ImageStageTotal, 0)]).await {
+        http1::discard(&mut payload, Drain::REFUSED_UPLOAD).await;
+        return Err(e);
+    }
     let lease = state
         .registry
         .start_stage(
@@ -268,6 +273,9 @@ pub async fn import_image(
     let id = image_id(&id)?;
     super::reject_nul(&body)?;
     let parsed = parse_import(&state, &req, &body)?;
+    // As Glance, before anything else: the project's image data alone must not be over
+    // `image_size_total` (delta 0).
+    limits::enforce(&state, &ctx, &[(Resource::ImageSizeTotal, 0)]).await?;
     let image = state.registry.get_image(&ctx, &id).await?;
     state.policy.change(Change::Import, &ctx, &image)?;
     if parsed.method == "glance-direct"

@@ -1213,8 +1213,15 @@ pub fn usage(conn: &mut DbConnection, owner: Option<&str>) -> Result<Usage, Regi
     // Glance's counts (`user_get_uploading_count`, `user_get_staging_usage`).
     let uploading = |status: &str| matches!(status, "saving" | "uploading" | "importing");
     let staged = |status: &str| matches!(status, "uploading" | "importing");
+    // Image data is what a store holds (`user_get_storage_usage` counts sizes of images with
+    // locations): not a size recorded by a stage or an upload still running.
+    let stored = |status: &str| matches!(status, "active" | "deactivated");
     Ok(Usage {
-        size_bytes: rows.iter().map(|(s, _)| bytes(s)).sum(),
+        size_bytes: rows
+            .iter()
+            .filter(|(_, st)| stored(st))
+            .map(|(s, _)| bytes(s))
+            .sum(),
         image_count: rows.len() as u64,
         uploading_count: rows.iter().filter(|(_, st)| uploading(st)).count() as u64,
         staging_bytes: rows
