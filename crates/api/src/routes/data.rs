@@ -204,6 +204,17 @@ pub(crate) async fn preflight(
     })
 }
 
+/// Who a lease's later calls (heartbeat, complete, abort) go as. An upload or stage may
+/// outlive the user's token (Glance's 401-after-a-long-upload), so with Keystone they go with
+/// this node's own identity, under the lease token only the uploading request holds.
+pub(crate) async fn lease_context(state: &AppState, ctx: &Context) -> Result<Context, ApiError> {
+    if state.keystone.is_some() {
+        crate::auth::service_context(state, ctx.request_id.clone()).await
+    } else {
+        Ok(ctx.clone())
+    }
+}
+
 /// What an upload may proceed with once every check passed.
 pub(crate) struct Preflight {
     pub(crate) id: ImageId,
@@ -251,28 +262,8 @@ pub async fn upload_image_data(
             },
         )
         .await?;
-    // The upload may outlive the user's token (Glance's 401-after-a-long-upload): the lease's
-    // later calls (heartbeat, complete, abort) go with this node's own identity, under the
-    // lease token only the uploading request holds.
-    let lease_ctx = if state.keystone.is_some() {
-        crate::auth::service_context(&state, ctx.request_id.clone()).await?
-    } else {
-        ctx.clone()
-    };
-    let mut guard = UploadGuard {
-        state: state.get_ref().clone(),
-        ctx: lease_ctx.clone(),
-        id,
-        token: lease.token.clone(),
-        settled: false,
-        heartbeat: Some(spawn_heartbeat(
-            state.get_ref().clone(),
-            lease_ctx.clone(),
-            id,
-            lease.token.clone(),
-            ttl,
-        )),
-    };
+    let lease_ctx = lease_context(&state, &ctx).await?;
+    let mut guard = UploadGuard::hold(&state, lease_ctx.clone(), id, lease.token.clone());
     // Keystone's image_count_uploading, counted with this image already `saving` (delta 0, as
     // Glance); a refusal drops the guard, which returns the image to `queued`.
     crate::limits::enforce(&state, &ctx, &[(Resource::ImageCountUploading, 0)]).await?;

@@ -11,13 +11,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use glance_inspect::Inspector;
+use glance_model::ErrorKind;
 use glance_model::ownership::Change;
 use glance_model::wire::{IMPORT_METHODS, ImportStart, LeaseRequest, StageComplete, Task};
-use glance_model::{Context, ErrorKind};
 use glance_store::{StoreError, WriteLimits};
 use serde_json::{Value, json};
 
-use super::data::{Preflight, Purpose, UploadGuard, header, judge, preflight};
+use super::data::{Preflight, Purpose, UploadGuard, header, judge, lease_context, preflight};
 use super::image_id;
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -25,16 +25,6 @@ use crate::error::ApiError;
 use crate::http1::{self, Drain};
 use crate::import::{Job, Source, check_uri};
 use crate::limits::{self, Resource};
-
-/// The context a lease's later calls go with: this node's own under Keystone (the user's
-/// token may expire before the work ends), else the caller's.
-async fn lease_context(state: &AppState, ctx: &Context) -> Result<Context, ApiError> {
-    if state.keystone.is_some() {
-        crate::auth::service_context(state, ctx.request_id.clone()).await
-    } else {
-        Ok(ctx.clone())
-    }
-}
 
 /// `PUT /v2/images/{id}/stage`
 pub async fn stage_image_data(
