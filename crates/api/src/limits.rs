@@ -216,12 +216,7 @@ impl LimitsConfig {
     }
 
     fn v3(&self) -> String {
-        let base = self.auth_url.trim_end_matches('/');
-        if base.ends_with("/v3") {
-            base.to_string()
-        } else {
-            format!("{base}/v3")
-        }
+        glance_auth::v3_url(&self.auth_url)
     }
 }
 

@@ -161,12 +161,17 @@ impl KeystoneConfig {
     }
 
     fn v3(&self) -> String {
-        let base = self.auth_url.trim_end_matches('/');
-        if base.ends_with("/v3") {
-            base.to_string()
-        } else {
-            format!("{base}/v3")
-        }
+        v3_url(&self.auth_url)
+    }
+}
+
+/// Keystone's v3 API under an `auth_url` given with or without its `/v3`.
+pub fn v3_url(auth_url: &str) -> String {
+    let base = auth_url.trim_end_matches('/');
+    if base.ends_with("/v3") {
+        base.to_string()
+    } else {
+        format!("{base}/v3")
     }
 }
 
